@@ -1,0 +1,21 @@
+/**
+ * A seeded pseudo-random generator (mulberry32), so randomised tests repeat
+ * exactly: a failure prints its seed and can be replayed.
+ */
+export function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 0x1_0000_0000;
+  };
+}
+
+/** `length` pseudo-random bytes from `next`. */
+export function randomBytes(next: () => number, length: number): Uint8Array {
+  const bytes = new Uint8Array(length);
+  for (let i = 0; i < length; i++) bytes[i] = next() * 256;
+  return bytes;
+}
