@@ -124,3 +124,54 @@ export class NotSupportedError extends P2prtcError {
     super("ERR_NOT_SUPPORTED", message);
   }
 }
+
+/**
+ * multistream-select ended without a protocol: the peer refused every one
+ * proposed, or ended the stream before the two sides agreed.
+ */
+export class ProtocolNegotiationError extends P2prtcError {
+  /**
+   * The protocols refused: ours the peer answered `na` to when we opened the
+   * stream, or the peer's we answered `na` to when we handled it (at most 32).
+   */
+  readonly protocols: readonly string[];
+
+  /** Makes the error; `message` says how negotiation ended. */
+  constructor(message: string, protocols: readonly string[] = []) {
+    super("ERR_PROTOCOL_NEGOTIATION_FAILED", message);
+    this.protocols = protocols;
+  }
+}
+
+/**
+ * The peer sent something that is not the multistream-select message due:
+ * a wrong header, an answer that is neither our proposal nor `na`, a message
+ * without its trailing newline, or text that is not UTF-8.
+ */
+export class InvalidMultistreamMessageError extends P2prtcError {
+  /** Makes the error; `message` says what was wrong. */
+  constructor(message: string) {
+    super("ERR_INVALID_MULTISTREAM_MESSAGE", message);
+  }
+}
+
+/** A multistream-select message announced more bytes than the limit. */
+export class MultistreamMessageTooLargeError extends P2prtcError {
+  /**
+   * The length the message announced, newline included, in bytes; `Infinity`
+   * when its varint prefix alone ran past the limit.
+   */
+  readonly size: number;
+  /** The limit in force, in bytes. */
+  readonly limit: number;
+
+  /** Makes the error for a message of `size` bytes against `limit`. */
+  constructor(size: number, limit: number) {
+    super(
+      "ERR_MULTISTREAM_MESSAGE_TOO_LARGE",
+      `multistream-select message of ${size} bytes exceeds the limit of ${limit} bytes`,
+    );
+    this.size = size;
+    this.limit = limit;
+  }
+}
