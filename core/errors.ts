@@ -112,16 +112,16 @@ export class StreamStoppedError extends P2prtcError {
 /** Something did not happen within its time limit. */
 export class TimeoutError extends P2prtcError {
   /** Makes the error; `message` says what timed out. */
-  constructor(message: string) {
-    super("ERR_TIMEOUT", message);
+  constructor(message: string, options?: ErrorOptions) {
+    super("ERR_TIMEOUT", message, options);
   }
 }
 
 /** A backend was asked for something it cannot do. */
 export class NotSupportedError extends P2prtcError {
   /** Makes the error; `message` says what can be used instead. */
-  constructor(message: string) {
-    super("ERR_NOT_SUPPORTED", message);
+  constructor(message: string, options?: ErrorOptions) {
+    super("ERR_NOT_SUPPORTED", message, options);
   }
 }
 

@@ -1,0 +1,123 @@
+/**
+ * The `/webrtc` offer/answer flow (`core/negotiation.ts`) over the in-process
+ * signalling pair, on a real backend: registered by each backend's test file
+ * (node-datachannel allows one isolate per process, so its tests share one).
+ */
+
+import { ok, rejects, strictEqual } from "node:assert/strict";
+import type { PeerConnection, PeerConnectionBackend } from "../core/backend.ts";
+import { TimeoutError } from "../core/errors.ts";
+import { negotiate, NegotiationError } from "../core/negotiation.ts";
+import { WebRTCStream } from "../core/stream.ts";
+import { memorySignalingPair } from "../signaling/memory.ts";
+import { isLoopback, LOOPBACK } from "./conformance/connect.ts";
+import { random, randomBytes } from "./random.ts";
+import { assertBytes, readAll, writeAndClose } from "./stream_helpers.ts";
+
+/** Registers the negotiation cases for `label`, with backends from `make`. */
+export function negotiationCases(
+  label: string,
+  make: () => Promise<{ a: PeerConnectionBackend; b: PeerConnectionBackend }>,
+  settle: (backends: PeerConnectionBackend[]) => Promise<void>,
+): void {
+  const test = (
+    name: string,
+    fn: (a: PeerConnectionBackend, b: PeerConnectionBackend) => Promise<void>,
+  ) =>
+    Deno.test(`negotiation (${label}): ${name}`, async () => {
+      const { a, b } = await make();
+      try {
+        await fn(a, b);
+      } finally {
+        await settle([a, b]);
+      }
+    });
+
+  test(
+    "offer, answer and candidates connect; a stream carries data",
+    async (ba, bb) => {
+      const a = ba.createPeerConnection(LOOPBACK);
+      const b = bb.createPeerConnection(LOOPBACK);
+      try {
+        const inbound = Promise.withResolvers<WebRTCStream>();
+        b.ondatachannel = (channel) => {
+          // The offerer's `init` channel is not a stream.
+          if (channel.label === "init") channel.close();
+          else inbound.resolve(new WebRTCStream(channel));
+        };
+        const [sa, sb] = memorySignalingPair();
+        const options = { candidateFilter: isLoopback, timeout: 20_000 };
+        await Promise.all([
+          negotiate(a, sa, "offerer", options),
+          negotiate(b, sb, "answerer", options),
+        ]);
+        strictEqual(a.connectionState, "connected");
+        const outbound = new WebRTCStream(a.createDataChannel(""));
+        const data = randomBytes(random(5), 256 * 1024);
+        const [, received] = await Promise.all([
+          writeAndClose(outbound, data),
+          inbound.promise.then((s) => readAll(s.readable)),
+        ]);
+        assertBytes(received, data);
+        (await inbound.promise).reset();
+      } finally {
+        a.close();
+        b.close();
+      }
+    },
+  );
+
+  test("an answer where an offer belongs fails with NegotiationError", async (ba) => {
+    const b = ba.createPeerConnection(LOOPBACK);
+    try {
+      const [sa, sb] = memorySignalingPair();
+      await sa.send({ type: "answer", sdp: "v=0\r\n" });
+      await rejects(negotiate(b, sb, "answerer"), NegotiationError);
+    } finally {
+      b.close();
+    }
+  });
+
+  test("signalling that closes early fails with NegotiationError", async (ba) => {
+    const a = ba.createPeerConnection(LOOPBACK);
+    try {
+      const [sa, sb] = memorySignalingPair();
+      const offering = negotiate(a, sa, "offerer", { timeout: 10_000 });
+      ok((await sb.receive())?.type === "offer");
+      await sb.close();
+      await rejects(offering, NegotiationError);
+    } finally {
+      a.close();
+    }
+  });
+
+  test("an oversized SDP is refused", async (ba) => {
+    const b = ba.createPeerConnection(LOOPBACK);
+    try {
+      const [sa, sb] = memorySignalingPair();
+      await sa.send({ type: "offer", sdp: "a".repeat(70_000) });
+      await rejects(negotiate(b, sb, "answerer"), NegotiationError);
+    } finally {
+      b.close();
+    }
+  });
+
+  test("a silent peer times out with TimeoutError and the peer sees an abort", async (ba) => {
+    const a: PeerConnection = ba.createPeerConnection(LOOPBACK);
+    try {
+      const [sa, sb] = memorySignalingPair();
+      await rejects(
+        negotiate(a, sa, "offerer", { timeout: 200 }),
+        TimeoutError,
+      );
+      // An abort is a reset: what was queued is dropped, the end is typed.
+      await rejects(
+        sb.receive(),
+        (e: unknown) =>
+          (e as { code?: string }).code === "ERR_SIGNALING_ABORTED",
+      );
+    } finally {
+      a.close();
+    }
+  });
+}
