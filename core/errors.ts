@@ -175,3 +175,180 @@ export class MultistreamMessageTooLargeError extends P2prtcError {
     this.limit = limit;
   }
 }
+
+/**
+ * A certhash is not a multibase-encoded multihash: an unknown multibase
+ * prefix, characters outside its alphabet, or bytes that are not a complete
+ * multihash.
+ */
+export class InvalidCerthashError extends P2prtcError {
+  /** Makes the error; `message` says what is wrong. */
+  constructor(message: string, options?: ErrorOptions) {
+    super("ERR_INVALID_CERTHASH", message, options);
+  }
+}
+
+/**
+ * A certhash is a well-formed multihash, but not of a hash libp2p WebRTC can
+ * use: only sha2-256 (code 0x12) with a 32-byte digest is supported.
+ */
+export class UnsupportedCerthashError extends P2prtcError {
+  /** The multihash function code found, such as `0x13` for sha2-512. */
+  readonly hashCode: number;
+  /** The digest length found, in bytes. */
+  readonly digestLength: number;
+
+  /** Makes the error for a multihash with `hashCode` and `digestLength`. */
+  constructor(hashCode: number, digestLength: number) {
+    super(
+      "ERR_UNSUPPORTED_CERTHASH",
+      `certhash multihash 0x${
+        hashCode.toString(16)
+      } with a ${digestLength}-byte digest is not supported; only sha2-256 (0x12, 32 bytes) is`,
+    );
+    this.hashCode = hashCode;
+    this.digestLength = digestLength;
+  }
+}
+
+/**
+ * A certificate fingerprint is malformed (not 32 colon-separated hex bytes,
+ * or a digest that is not 32 bytes) or uses an algorithm other than sha-256.
+ */
+export class InvalidFingerprintError extends P2prtcError {
+  /** Makes the error; `message` says what is wrong. */
+  constructor(message: string, options?: ErrorOptions) {
+    super("ERR_INVALID_FINGERPRINT", message, options);
+  }
+}
+
+/**
+ * An ICE ufrag or password breaks the RFC 8839 grammar: ufrag 4–256 and
+ * password 22–256 characters from `[A-Za-z0-9+/]`. Values are checked before
+ * they reach SDP, so CR, LF and anything else outside the grammar end here.
+ */
+export class InvalidIceCredentialError extends P2prtcError {
+  /** Which credential is wrong. */
+  readonly credential: "ufrag" | "pwd";
+
+  /** Makes the error for the `credential` that is wrong. */
+  constructor(credential: "ufrag" | "pwd", message: string) {
+    super("ERR_INVALID_ICE_CREDENTIAL", message);
+    this.credential = credential;
+  }
+}
+
+/**
+ * The USERNAME of a STUN Binding request a WebRTC-Direct listener received
+ * cannot start a connection. `reason` tells why, for counting rejections:
+ * - `"format"`: not a string of the shape `server_ufrag:client_ufrag`;
+ * - `"server-ufrag"` / `"client-ufrag"`: that half is not a valid ICE ufrag;
+ * - `"version"`: the server ufrag has no known `libp2p+webrtc+vN/` prefix;
+ * - `"client-pwd"`: the password the version implies is not a valid ICE
+ *   password.
+ */
+export class InvalidStunUsernameError extends P2prtcError {
+  /** Why the USERNAME was rejected. */
+  readonly reason:
+    | "format"
+    | "server-ufrag"
+    | "client-ufrag"
+    | "version"
+    | "client-pwd";
+
+  /** Makes the error for `reason`; `message` gives the detail. */
+  constructor(
+    reason: InvalidStunUsernameError["reason"],
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super("ERR_INVALID_STUN_USERNAME", message, options);
+    this.reason = reason;
+  }
+}
+
+/**
+ * An SDP cannot be built or read: a value meant for it is not valid there
+ * (an address that is not an IP literal, a port out of range), or an
+ * attribute the caller needs is missing.
+ */
+export class InvalidSdpError extends P2prtcError {
+  /** Makes the error; `message` says what is wrong. */
+  constructor(message: string, options?: ErrorOptions) {
+    super("ERR_INVALID_SDP", message, options);
+  }
+}
+
+/**
+ * A multiaddr is not a usable WebRTC-Direct address:
+ * `/ip4|ip6/<ip>/udp/<port>/webrtc-direct/certhash/<mb-mh>[/p2p/<peer id>]`.
+ */
+export class InvalidMultiaddrError extends P2prtcError {
+  /** Makes the error; `message` says what is wrong. */
+  constructor(message: string, options?: ErrorOptions) {
+    super("ERR_INVALID_MULTIADDR", message, options);
+  }
+}
+
+/**
+ * A WebRTC-Direct multiaddr names its host with `dns`, `dns4`, `dns6` or
+ * `dnsaddr`. The synthetic SDP answer needs an IP literal, so resolve the
+ * name first and pass the resolved `/ip4` or `/ip6` addresses.
+ */
+export class UnresolvedMultiaddrError extends P2prtcError {
+  /** Makes the error; `message` names the address. */
+  constructor(message: string) {
+    super("ERR_MULTIADDR_NOT_RESOLVED", message);
+  }
+}
+
+/**
+ * A libp2p private key could not be read: the bytes are not a libp2p
+ * `PrivateKey` protobuf of a supported key type (Ed25519, secp256k1, ECDSA,
+ * RSA). When it came from a file, `path` names it; delete or restore the
+ * file, since a new key would give the node a new peer ID.
+ */
+export class InvalidPrivateKeyError extends P2prtcError {
+  /** The file the key was read from, if it came from one. */
+  readonly path: string | undefined;
+
+  /** Makes the error; `message` says what is wrong. */
+  constructor(message: string, path?: string, options?: ErrorOptions) {
+    super("ERR_INVALID_PRIVATE_KEY", message, options);
+    this.path = path;
+  }
+}
+
+/**
+ * The peer proved a different identity than the one expected, such as the
+ * `/p2p/<peer id>` of the multiaddr dialled.
+ */
+export class PeerIdMismatchError extends P2prtcError {
+  /** The peer ID expected, as text. */
+  readonly expected: string;
+  /** The peer ID the peer authenticated as, as text. */
+  readonly actual: string;
+
+  /** Makes the error for the `expected` and `actual` peer IDs. */
+  constructor(expected: string, actual: string) {
+    super(
+      "ERR_PEER_ID_MISMATCH",
+      `the peer authenticated as ${actual}, not the expected ${expected}`,
+    );
+    this.expected = expected;
+    this.actual = actual;
+  }
+}
+
+/**
+ * The Noise handshake failed: a message did not decrypt or verify (as when
+ * the two prologues differ, the sign of a DTLS man-in-the-middle), the peer
+ * sent something that is not a Noise message, or the handshake channel
+ * closed or was reset. The underlying error is the `cause`.
+ */
+export class NoiseHandshakeError extends P2prtcError {
+  /** Makes the error; `message` says what failed. */
+  constructor(message: string, options?: ErrorOptions) {
+    super("ERR_NOISE_HANDSHAKE_FAILED", message, options);
+  }
+}
