@@ -1,0 +1,172 @@
+/**
+ * A node's libp2p identity: its private key and the peer ID derived from it.
+ *
+ * Keys and peer IDs come from the ecosystem's own packages
+ * (`@libp2p/crypto`, `@libp2p/peer-id`), so an {@linkcode Identity} holds
+ * the same `PrivateKey` and `PeerId` objects a js-libp2p node uses and can be
+ * handed to one as is. Those two types are re-exported here, so callers need
+ * no import from `@libp2p/interface` to name them.
+ *
+ * A key is stored as the libp2p `PrivateKey` protobuf, the format go-libp2p
+ * and js-libp2p write too, so a listener that reloads its key keeps its peer
+ * ID across restarts.
+ *
+ * @example A fresh identity and its round trip through bytes
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import {
+ *   exportIdentity,
+ *   generateIdentity,
+ *   importIdentity,
+ * } from "./identity.ts";
+ *
+ * const identity = await generateIdentity();
+ * assert.match(identity.peerId.toString(), /^12D3KooW/);
+ * const again = importIdentity(exportIdentity(identity));
+ * assert.ok(again.peerId.equals(identity.peerId));
+ * ```
+ *
+ * @module
+ */
+
+import {
+  generateKeyPair,
+  privateKeyFromProtobuf,
+  privateKeyToProtobuf,
+} from "@libp2p/crypto/keys";
+import type { PeerId, PrivateKey } from "@libp2p/interface";
+import { peerIdFromPrivateKey } from "@libp2p/peer-id";
+import { fileURLToPath } from "node:url";
+import { InvalidPrivateKeyError } from "./errors.ts";
+
+export type { PeerId, PrivateKey };
+
+/** A libp2p private key and the peer ID it proves. */
+export interface Identity {
+  /** The key that signs the Noise handshake payload. */
+  readonly privateKey: PrivateKey;
+  /** The peer ID derived from the key's public half. */
+  readonly peerId: PeerId;
+}
+
+/** Generates a new Ed25519 identity, the libp2p default key type. */
+export async function generateIdentity(): Promise<Identity> {
+  return identityFromPrivateKey(await generateKeyPair("Ed25519"));
+}
+
+/**
+ * The identity of an existing libp2p private key, such as one a js-libp2p
+ * node already uses.
+ *
+ * @throws {InvalidPrivateKeyError} if no peer ID can be derived from the key.
+ */
+export function identityFromPrivateKey(privateKey: PrivateKey): Identity {
+  try {
+    return { privateKey, peerId: peerIdFromPrivateKey(privateKey) };
+  } catch (error) {
+    throw new InvalidPrivateKeyError(
+      `no peer ID can be derived from a ${privateKey.type} key`,
+      undefined,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * The identity's private key as libp2p `PrivateKey` protobuf bytes. They are
+ * secret: whoever holds them can act as this peer.
+ */
+export function exportIdentity(identity: Identity): Uint8Array {
+  return privateKeyToProtobuf(identity.privateKey);
+}
+
+/**
+ * Reads an identity from libp2p `PrivateKey` protobuf bytes, as written by
+ * {@linkcode exportIdentity}, go-libp2p or js-libp2p.
+ *
+ * @throws {InvalidPrivateKeyError} if the bytes are not such a key.
+ */
+export function importIdentity(bytes: Uint8Array): Identity {
+  return importFrom(bytes, undefined);
+}
+
+/**
+ * Loads the identity stored at `path`, or, when there is no file there,
+ * generates an Ed25519 one and stores it with mode 0o600 (owner only).
+ * Needs read and write permission for `path`.
+ *
+ * Two processes starting at once do not overwrite each other: the key is
+ * written to a temporary file beside `path` and linked into place only if
+ * `path` is still absent, and the one that loses the race loads the winner's
+ * key. A half-written key file is never visible.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadOrCreateIdentity } from "./identity.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const first = await loadOrCreateIdentity(`${dir}/peer.key`);
+ * const second = await loadOrCreateIdentity(`${dir}/peer.key`);
+ * assert.equal(second.peerId.toString(), first.peerId.toString());
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ *
+ * @throws {InvalidPrivateKeyError} if the file holds no valid key. It is left
+ * alone, since replacing it would change the node's peer ID.
+ * @throws {Deno.errors.PermissionDenied} and other I/O errors as they come.
+ */
+export async function loadOrCreateIdentity(
+  path: string | URL,
+): Promise<Identity> {
+  const file = path instanceof URL ? fileURLToPath(path) : path;
+  const existing = await readIfExists(file);
+  if (existing !== undefined) return importFrom(existing, file);
+  const identity = await generateIdentity();
+  if (await publish(file, exportIdentity(identity))) return identity;
+  return importFrom(await Deno.readFile(file), file);
+}
+
+/**
+ * Writes `bytes` to `path` unless a file is already there, and tells whether
+ * it did. The key goes to a private temporary file first and is then linked
+ * into place, so nobody ever reads a half-written key, and a file that
+ * appeared meanwhile is never replaced.
+ */
+async function publish(path: string, bytes: Uint8Array): Promise<boolean> {
+  const temporary = `${path}.${crypto.randomUUID()}.tmp`;
+  await Deno.writeFile(temporary, bytes, { mode: 0o600, createNew: true });
+  try {
+    await Deno.link(temporary, path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.AlreadyExists) return false;
+    throw error;
+  } finally {
+    await Deno.remove(temporary);
+  }
+}
+
+async function readIfExists(path: string): Promise<Uint8Array | undefined> {
+  try {
+    return await Deno.readFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}
+
+function importFrom(bytes: Uint8Array, path: string | undefined): Identity {
+  let privateKey: PrivateKey;
+  try {
+    privateKey = privateKeyFromProtobuf(bytes);
+  } catch (error) {
+    const where = path === undefined ? "" : ` in ${path}`;
+    throw new InvalidPrivateKeyError(
+      `the ${bytes.length} bytes${where} are not a libp2p private key protobuf`,
+      path,
+      { cause: error },
+    );
+  }
+  return identityFromPrivateKey(privateKey);
+}
