@@ -352,3 +352,11 @@ export class NoiseHandshakeError extends P2prtcError {
     super("ERR_NOISE_HANDSHAKE_FAILED", message, options);
   }
 }
+
+/** A connection could not be established: ICE, DTLS or SCTP failed. */
+export class ConnectionFailedError extends P2prtcError {
+  /** Makes the error; `message` says at which step. */
+  constructor(message: string, options?: ErrorOptions) {
+    super("ERR_CONNECTION_FAILED", message, options);
+  }
+}

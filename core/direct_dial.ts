@@ -1,0 +1,177 @@
+/**
+ * WebRTC-Direct dialing (libp2p/specs webrtc/webrtc-direct.md): reach a
+ * listener from its multiaddr alone, with no signalling.
+ *
+ * The listener's answer is built locally from the address; the stack checks
+ * the listener's DTLS certificate against the certhash; then Noise XX runs on
+ * channel 0 with the dialer as responder, binding both fingerprints in the
+ * prologue and proving the listener's peer ID.
+ *
+ * @module
+ */
+
+import { peerIdFromString } from "@libp2p/peer-id";
+import type { PeerConnection, PeerConnectionBackend } from "./backend.ts";
+import { ConnectionFailedError, NotSupportedError } from "./errors.ts";
+import { ConnectionClosedError, WebRTCConnection } from "./connection.ts";
+import type { Identity } from "./identity.ts";
+import { parseWebRTCDirectMultiaddr } from "./multiaddr.ts";
+import { noiseHandshake, noiseRoleOf } from "./noise.ts";
+import { noisePrologue } from "./noise_prologue.ts";
+import { buildServerAnswer } from "./sdp.ts";
+import { type StreamOptions, WebRTCStream } from "./stream.ts";
+import { generateUfrag } from "./ufrag.ts";
+
+/** Options for {@linkcode dialDirect}. */
+export interface DirectDialOptions {
+  /** The WebRTC stack to dial with. */
+  backend: PeerConnectionBackend;
+  /** This node's identity, proven to the listener in the Noise handshake. */
+  identity: Identity;
+  /** Aborts the dial. */
+  signal?: AbortSignal;
+  /** The time limit of the whole dial, in ms. Default 20 000. */
+  timeout?: number;
+  /** The local address ICE gathers on, for example `"127.0.0.1"`. */
+  bindAddress?: string;
+  /** Options for the connection's streams. */
+  streamOptions?: StreamOptions;
+}
+
+/**
+ * Dials a WebRTC-Direct multiaddr
+ * (`/ip4/…/udp/…/webrtc-direct/certhash/…[/p2p/…]`) and returns the
+ * authenticated connection.
+ *
+ * The address is checked before any packet is sent. A listener whose DTLS
+ * certificate does not match the certhash fails the dial in DTLS, and one
+ * whose peer ID differs from `/p2p/` fails it in Noise, each with a typed
+ * error.
+ *
+ * @throws {import("./errors.ts").InvalidMultiaddrError} for an address that
+ * is not WebRTC-Direct.
+ * @throws {import("./errors.ts").UnsupportedCerthashError} for a certhash
+ * that is not sha-256.
+ * @throws {ConnectionFailedError} when ICE or DTLS fails (a wrong certhash).
+ * @throws {import("./errors.ts").PeerIdMismatchError} when the listener is
+ * not the peer in `/p2p/`.
+ * @throws {import("./errors.ts").TimeoutError} past `timeout`.
+ */
+export async function dialDirect(
+  addr: string,
+  options: DirectDialOptions,
+): Promise<WebRTCConnection> {
+  const target = parseWebRTCDirectMultiaddr(addr);
+  const expectedPeer = target.peerId === undefined
+    ? undefined
+    : peerIdFromString(target.peerId);
+  const { backend } = options;
+  if (!backend.capabilities.directDial) {
+    throw new NotSupportedError(
+      `the ${backend.name} backend cannot set its ICE credentials, which ` +
+        "WebRTC-Direct dialing needs; use the libdatachannel or werift backend",
+    );
+  }
+  const certhash = target.certhashes[0];
+  const timeout = options.timeout ?? 20_000;
+  const failed = new AbortController();
+  const signal = AbortSignal.any([
+    failed.signal,
+    AbortSignal.timeout(timeout),
+    ...(options.signal ? [options.signal] : []),
+  ]);
+
+  const pc = backend.createPeerConnection({
+    iceServers: [],
+    bindAddress: options.bindAddress,
+  });
+  const channel0 = new WebRTCStream(
+    pc.createDataChannel("", { negotiated: true, id: 0 }),
+  );
+  // Before anything can arrive: channels the listener opens early are kept.
+  const connection = new WebRTCConnection(pc, {
+    remoteAddr: addr,
+    direction: "outbound",
+    streamOptions: options.streamOptions,
+  });
+  const stopWatching = watchFailure(pc, failed);
+
+  try {
+    const ufrag = generateUfrag();
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer, { ufrag, pwd: ufrag });
+    await pc.setRemoteDescription({
+      type: "answer",
+      sdp: buildServerAnswer({
+        host: target.host,
+        port: target.port,
+        fingerprint: certhash,
+        ufrag,
+        mid: readMid(pc.localDescription?.sdp ?? offer.sdp),
+      }),
+    });
+
+    const prologue = noisePrologue({
+      dialer: await pc.localFingerprint(),
+      listener: certhash,
+    });
+    const { remotePeer } = await noiseHandshake(channel0, {
+      role: noiseRoleOf("dialer"),
+      privateKey: options.identity.privateKey,
+      prologue,
+      expectedPeer,
+      signal,
+      timeout,
+    }).catch((error) => {
+      throw failed.signal.aborted ? failed.signal.reason : error;
+    });
+
+    // The stack refused any other certificate in DTLS; check what it saw too.
+    const seen = pc.remoteFingerprint();
+    if (seen && !sameBytes(seen.digest, certhash.digest)) {
+      throw new ConnectionFailedError(
+        "the listener's DTLS certificate does not match the certhash",
+      );
+    }
+    connection.ready(remotePeer);
+    return connection;
+  } catch (error) {
+    connection.close();
+    throw error;
+  } finally {
+    stopWatching();
+  }
+}
+
+/** Aborts `controller` when the peer connection fails during the dial. */
+function watchFailure(
+  pc: PeerConnection,
+  controller: AbortController,
+): () => void {
+  const previous = pc.onconnectionstatechange;
+  pc.onconnectionstatechange = (state) => {
+    if (state === "failed" || state === "closed") {
+      controller.abort(
+        state === "failed"
+          ? new ConnectionFailedError(
+            "ICE or DTLS failed: the listener is unreachable, or its " +
+              "certificate does not match the certhash",
+          )
+          : new ConnectionClosedError(),
+      );
+    }
+    previous?.(state);
+  };
+  return () => {
+    pc.onconnectionstatechange = previous;
+  };
+}
+
+/** The media id of the first m-line, which the answer must repeat. */
+function readMid(sdp: string): string | undefined {
+  return /^a=mid:(\S+)\r?$/m.exec(sdp)?.[1];
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
