@@ -46,6 +46,11 @@ export interface ConnectionOptions {
   negotiationTimeout?: number;
   /** Called once, when the connection has closed. */
   onClose?: (connection: WebRTCConnection) => void;
+  /**
+   * Handlers in place from the start, so that streams the peer opens as soon
+   * as it is connected (identify, say) find them.
+   */
+  handlers?: ReadonlyMap<string, StreamHandler>;
 }
 
 /** Options for {@linkcode WebRTCConnection.newStream}. */
@@ -100,6 +105,9 @@ export class WebRTCConnection implements AsyncDisposable {
     this.remoteAddr = options.remoteAddr;
     this.direction = options.direction;
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
+    for (const [protocol, handler] of options.handlers ?? []) {
+      this.#handlers.set(protocol, handler);
+    }
     pc.ondatachannel = (channel) => this.#accept(channel);
     pc.onconnectionstatechange = (state) => {
       // `disconnected` is transient (ICE may recover); only these are ends.

@@ -13,7 +13,11 @@
 import { peerIdFromString } from "@libp2p/peer-id";
 import type { PeerConnection, PeerConnectionBackend } from "./backend.ts";
 import { ConnectionFailedError, NotSupportedError } from "./errors.ts";
-import { ConnectionClosedError, WebRTCConnection } from "./connection.ts";
+import {
+  ConnectionClosedError,
+  type StreamHandler,
+  WebRTCConnection,
+} from "./connection.ts";
 import type { Identity } from "./identity.ts";
 import { parseWebRTCDirectMultiaddr } from "./multiaddr.ts";
 import { noiseHandshake, noiseRoleOf } from "./noise.ts";
@@ -36,6 +40,8 @@ export interface DirectDialOptions {
   bindAddress?: string;
   /** Options for the connection's streams. */
   streamOptions?: StreamOptions;
+  /** Protocol handlers the connection starts with. */
+  handlers?: ReadonlyMap<string, StreamHandler>;
 }
 
 /**
@@ -93,6 +99,7 @@ export async function dialDirect(
     remoteAddr: addr,
     direction: "outbound",
     streamOptions: options.streamOptions,
+    handlers: options.handlers,
   });
   const stopWatching = watchFailure(pc, failed);
 

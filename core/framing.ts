@@ -93,7 +93,11 @@ export function varintLength(value: number): number {
   return length;
 }
 
-function writeVarint(
+/**
+ * Writes `value` as an unsigned varint into `target` at `offset`; returns the
+ * offset after it.
+ */
+export function writeVarint(
   target: Uint8Array,
   offset: number,
   value: number,

@@ -61,7 +61,7 @@ import {
   StreamErrorCode,
   TimeoutError,
 } from "./errors.ts";
-import { varintLength } from "./framing.ts";
+import { varintLength, writeVarint } from "./framing.ts";
 import type { CloseOptions } from "./stream.ts";
 
 export type { CloseOptions };
@@ -720,15 +720,9 @@ function concat(texts: readonly string[]): Uint8Array {
 
 /** `body` with its varint length (newline counted) before it and `\n` after. */
 function delimit(body: Uint8Array): Uint8Array {
-  let length = body.length + 1;
+  const length = body.length + 1;
   const out = new Uint8Array(varintLength(length) + length);
-  let offset = 0;
-  while (length >= 0x80) {
-    out[offset++] = (length & 0x7f) | 0x80;
-    length = Math.floor(length / 0x80);
-  }
-  out[offset++] = length;
-  out.set(body, offset);
+  out.set(body, writeVarint(out, 0, length));
   out[out.length - 1] = NEWLINE;
   return out;
 }

@@ -15,6 +15,7 @@ import {
 } from "../core/errors.ts";
 import { generateIdentity, type Identity } from "../core/identity.ts";
 import { ping, PING_PROTOCOL } from "../core/ping.ts";
+import { AGENT_VERSION, WebRTCTransport } from "../core/transport.ts";
 import { random, randomBytes } from "./random.ts";
 import { assertBytes, readAll } from "./stream_helpers.ts";
 
@@ -113,15 +114,16 @@ export function interopCases(
       const backend = await makeBackend();
       await using peer = await JsPeer.start();
       const identity = await generateIdentity();
-      const conn = await dialDirect(peer.addr, {
+      const transport = new WebRTCTransport({
         backend,
         identity,
         bindAddress: "127.0.0.1",
       });
+      const conn = await transport.dial(peer.addr);
       try {
         await fn(conn, peer, identity);
       } finally {
-        conn.close();
+        await transport[Symbol.asyncDispose]();
         await settle(backend);
       }
     });
@@ -136,6 +138,23 @@ export function interopCases(
       const stream = await conn.newStream(PING_PROTOCOL);
       for (let i = 0; i < 3; i++) ok((await ping(stream)) >= 0);
       await stream.close();
+    },
+  );
+
+  test(
+    "identify: js-libp2p learns who we are and keeps the connection",
+    async (conn, peer, identity) => {
+      // js runs identify as soon as it is connected; give it a moment.
+      for (let i = 0; i < 50; i++) {
+        await peer.command(`agent ${identity.peerId}`);
+        // Until js has stored us, the lookup answers "error Not Found".
+        const agent = await peer.expect("agent ").catch(() => "");
+        if (agent === AGENT_VERSION) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      await peer.command(`agent ${identity.peerId}`);
+      strictEqual(await peer.expect("agent "), AGENT_VERSION);
+      strictEqual(conn.isClosed, false);
     },
   );
 

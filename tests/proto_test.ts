@@ -8,7 +8,7 @@ import { strictEqual } from "node:assert/strict";
 import { Message } from "../proto/message.ts";
 import { SignalingMessage } from "../proto/signaling.ts";
 
-const PROTOS = ["message", "signaling"];
+const PROTOS = ["message", "signaling", "identify"];
 
 Deno.test("proto: regenerating with protons changes nothing", async () => {
   const dir = await Deno.makeTempDir({ prefix: "p2prtc-proto-" });

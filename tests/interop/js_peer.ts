@@ -11,6 +11,8 @@
  * - `request <peer-id> <protocol> <text>`: open a stream to that connected
  *   peer, write `text`, close the write side, read the reply to its end and
  *   print `reply <text>` (or `error <message>`).
+ * - `agent <peer-id>`: print `agent <version>`, the agent version that peer
+ *   gave in identify (empty if none yet).
  *
  * It exits when stdin closes. Loopback only, no ICE servers.
  */
@@ -63,7 +65,15 @@ for await (const chunk of lines) {
   while ((end = pending.indexOf("\n")) >= 0) {
     const [command, peer, protocol, ...rest] = pending.slice(0, end).split(" ");
     pending = pending.slice(end + 1);
-    if (command === "request") {
+    if (command === "agent") {
+      node.peerStore.get(peerIdFromString(peer)).then(
+        (p) =>
+          console.log(
+            `agent ${new TextDecoder().decode(p.metadata.get("AgentVersion"))}`,
+          ),
+        (error) => console.log(`error ${error.message}`),
+      );
+    } else if (command === "request") {
       request(peer, protocol, rest.join(" ")).then(
         (reply) => console.log(`reply ${reply}`),
         (error) => console.log(`error ${error.message}`),
