@@ -46,6 +46,8 @@ export type {
   DataChannel,
   DataChannelInit,
   DataChannelState,
+  DirectListenOptions,
+  DirectUdpListener,
   HandleCount,
   IceCandidate,
   IceCredentials,
@@ -55,6 +57,7 @@ export type {
   PeerConnectionOptions,
   PeerConnectionState,
   SessionDescription,
+  StunRequest,
 } from "./core/backend.ts";
 export type {
   SignalingCallOptions,
@@ -62,15 +65,31 @@ export type {
   SignalingMessage,
 } from "./core/signaling.ts";
 export {
+  ConnectionFailedError,
   FrameTooLargeError,
+  InvalidCerthashError,
+  InvalidFingerprintError,
+  InvalidIceCredentialError,
+  InvalidMultiaddrError,
+  InvalidMultistreamMessageError,
+  InvalidPrivateKeyError,
+  InvalidSdpError,
+  InvalidStunUsernameError,
+  ListenFailedError,
   MalformedFrameError,
+  MultistreamMessageTooLargeError,
+  NoiseHandshakeError,
   NotSupportedError,
   P2prtcError,
+  PeerIdMismatchError,
+  ProtocolNegotiationError,
   StreamClosedError,
   StreamErrorCode,
   StreamResetError,
   StreamStoppedError,
   TimeoutError,
+  UnresolvedMultiaddrError,
+  UnsupportedCerthashError,
 } from "./core/errors.ts";
 export {
   decodeFrameBody,
@@ -89,3 +108,56 @@ export {
   type StreamOptions,
   WebRTCStream,
 } from "./core/stream.ts";
+export {
+  ConnectionClosedError,
+  type ConnectionOptions,
+  type NewStreamOptions,
+  type StreamHandler,
+  WebRTCConnection,
+} from "./core/connection.ts";
+export {
+  AGENT_VERSION,
+  type DialOptions,
+  type ListenOptions,
+  type TransportOptions,
+  WebRTCTransport,
+} from "./core/transport.ts";
+export { dialDirect, type DirectDialOptions } from "./core/direct_dial.ts";
+export {
+  exportIdentity,
+  generateIdentity,
+  type Identity,
+  identityFromPrivateKey,
+  importIdentity,
+  loadOrCreateIdentity,
+  type PeerId,
+  type PrivateKey,
+} from "./core/identity.ts";
+export {
+  handle,
+  type MultistreamOptions,
+  type NegotiableStream,
+  NegotiatedStream,
+  select,
+  selectLazy,
+  type SupportedProtocols,
+} from "./core/multistream.ts";
+export {
+  INIT_CHANNEL_LABEL,
+  negotiate,
+  NegotiationError,
+  type NegotiationOptions,
+} from "./core/negotiation.ts";
+export { ping, PING_PROTOCOL, PingError } from "./core/ping.ts";
+export { IDENTIFY_PROTOCOL } from "./core/identify.ts";
+export { decodeCerthash, encodeCerthash } from "./core/certhash.ts";
+export {
+  type DirectListenerOptions,
+  listenDirect,
+  WebRTCDirectListener,
+} from "./core/direct_listen.ts";
+export {
+  generateCertificate,
+  type GenerateCertificateOptions,
+  type GeneratedCertificate,
+} from "./core/certificate.ts";

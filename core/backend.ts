@@ -150,6 +150,68 @@ export interface PeerConnectionOptions {
   bindAddress?: string;
   /** The DTLS certificate. Default: a fresh ECDSA P-256 one. */
   certificate?: CertificatePem;
+  /**
+   * WebRTC-Direct listening: the UDP port of a
+   * {@linkcode DirectUdpListener} this connection's ICE agent shares
+   * instead of binding a port of its own. Only for backends whose
+   * `capabilities.directListen` is `true`.
+   */
+  iceUdpMuxPort?: number;
+  /**
+   * Accept any DTLS certificate from the peer instead of checking it against
+   * the remote description's `a=fingerprint`. A WebRTC-Direct listener needs
+   * this: it cannot know the dialer's certificate, and authenticates the
+   * dialer in Noise, with the fingerprint seen in DTLS bound into the
+   * prologue. Default `false`.
+   */
+  disableFingerprintVerification?: boolean;
+}
+
+/**
+ * The first STUN Binding request of an ICE session a
+ * {@linkcode DirectUdpListener} does not know yet. Nothing in it has been
+ * validated: the USERNAME halves come from the network.
+ */
+export interface StunRequest {
+  /** The USERNAME's half before the first `:`, the listener's ufrag. */
+  serverUfrag: string;
+  /** The USERNAME's half after the first `:`, the dialer's ufrag. */
+  clientUfrag: string;
+  /** The source IP of the request. */
+  remoteHost: string;
+  /** The source UDP port of the request. */
+  remotePort: number;
+}
+
+/** Options for {@linkcode PeerConnectionBackend.listenDirect}. */
+export interface DirectListenOptions {
+  /** The local IP literal to bind, for example `"127.0.0.1"`. */
+  host: string;
+  /** The UDP port to bind; `0` picks a free one. */
+  port: number;
+  /**
+   * Called for every Binding request whose server ufrag belongs to no peer
+   * connection yet (retransmissions included), in a task of its own.
+   */
+  onStunRequest(request: StunRequest): void;
+}
+
+/**
+ * A bound UDP port that demultiplexes ICE traffic by server ufrag: to the
+ * peer connection created with `iceUdpMuxPort` and that local ufrag, or to
+ * `onStunRequest` when there is none yet.
+ */
+export interface DirectUdpListener {
+  /** The bound IP. */
+  readonly host: string;
+  /** The bound UDP port, never `0`. */
+  readonly port: number;
+  /**
+   * Stops reporting requests at once. The port is released then, or (the
+   * backend's choice, documented by it) once the last peer connection
+   * sharing it has closed. Idempotent.
+   */
+  close(): void;
 }
 
 /**
@@ -210,6 +272,11 @@ export interface HandleCount {
   peerConnections: number;
   /** Data channels created or accepted and not yet closed. */
   dataChannels: number;
+  /**
+   * WebRTC-Direct UDP listeners not yet closed. Backends may leave it out
+   * while it is `0`.
+   */
+  udpListeners?: number;
 }
 
 /** What a backend can do, so callers can choose before they try. */
@@ -233,4 +300,10 @@ export interface PeerConnectionBackend {
   createPeerConnection(options?: PeerConnectionOptions): PeerConnection;
   /** The handles this backend has open now. */
   openHandles(): HandleCount;
+  /**
+   * Binds a WebRTC-Direct UDP port (see {@linkcode DirectUdpListener}).
+   * Present exactly when `capabilities.directListen` is `true`; the core
+   * raises `NotSupportedError` otherwise.
+   */
+  listenDirect?(options: DirectListenOptions): Promise<DirectUdpListener>;
 }

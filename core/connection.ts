@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { PeerId } from "@libp2p/interface";
+import type { PeerId } from "./identity.ts";
 import type { DataChannel, PeerConnection } from "./backend.ts";
 import { P2prtcError, StreamErrorCode } from "./errors.ts";
 import {

@@ -18,7 +18,7 @@ import {
   type StreamHandler,
   WebRTCConnection,
 } from "./connection.ts";
-import type { Identity } from "./identity.ts";
+import { type Identity, libp2pPrivateKey } from "./identity.ts";
 import { parseWebRTCDirectMultiaddr } from "./multiaddr.ts";
 import { noiseHandshake, noiseRoleOf } from "./noise.ts";
 import { noisePrologue } from "./noise_prologue.ts";
@@ -124,7 +124,7 @@ export async function dialDirect(
     });
     const { remotePeer } = await noiseHandshake(channel0, {
       role: noiseRoleOf("dialer"),
-      privateKey: options.identity.privateKey,
+      privateKey: libp2pPrivateKey(options.identity),
       prologue,
       expectedPeer,
       signal,

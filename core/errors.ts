@@ -360,3 +360,11 @@ export class ConnectionFailedError extends P2prtcError {
     super("ERR_CONNECTION_FAILED", message, options);
   }
 }
+
+/** A WebRTC-Direct listener could not bind its UDP port. */
+export class ListenFailedError extends P2prtcError {
+  /** Makes the error. */
+  constructor(message: string, options?: ErrorOptions) {
+    super("ERR_LISTEN_FAILED", message, options);
+  }
+}

@@ -11,7 +11,7 @@ import { multiaddr } from "@multiformats/multiaddr";
 import { Identify } from "../proto/identify.ts";
 import type { WebRTCConnection } from "./connection.ts";
 import { varintLength, writeVarint } from "./framing.ts";
-import type { Identity } from "./identity.ts";
+import { type Identity, libp2pPrivateKey } from "./identity.ts";
 import type { NegotiatedStream } from "./multistream.ts";
 
 /** The protocol id of libp2p identify. */
@@ -41,7 +41,8 @@ export function encodeIdentify(
   const body = Identify.encode({
     protocolVersion: "ipfs/0.1.0",
     agentVersion: info.agentVersion,
-    publicKey: publicKeyToProtobuf(info.identity.privateKey.publicKey).slice(),
+    publicKey: publicKeyToProtobuf(libp2pPrivateKey(info.identity).publicKey)
+      .slice(),
     listenAddrs: (info.listenAddrs ?? []).map((a) =>
       multiaddr(a).bytes.slice()
     ),

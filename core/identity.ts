@@ -34,12 +34,44 @@ import {
   privateKeyFromProtobuf,
   privateKeyToProtobuf,
 } from "@libp2p/crypto/keys";
-import type { PeerId, PrivateKey } from "@libp2p/interface";
+import type {
+  PeerId as Libp2pPeerId,
+  PrivateKey as Libp2pPrivateKey,
+} from "@libp2p/interface";
 import { peerIdFromPrivateKey } from "@libp2p/peer-id";
 import { fileURLToPath } from "node:url";
 import { InvalidPrivateKeyError } from "./errors.ts";
 
-export type { PeerId, PrivateKey };
+/**
+ * A libp2p peer ID: the `PeerId` of `@libp2p/interface`, narrowed to what
+ * p2prtc's API needs, so its docs do not pull in the whole key hierarchy.
+ * Every value p2prtc hands out is a full `PeerId`; cast to it for more.
+ */
+export interface PeerId {
+  /** The key type, such as `"Ed25519"`. */
+  readonly type: string;
+  /** The base58btc text form, `12D3Koo…` for Ed25519. */
+  toString(): string;
+  /** Whether `other` is the same peer. */
+  equals(other?: PeerId | Uint8Array | string): boolean;
+}
+
+/**
+ * A libp2p private key: the `PrivateKey` of `@libp2p/interface`, narrowed
+ * like {@linkcode PeerId}. p2prtc only accepts real libp2p keys (from
+ * `@libp2p/crypto` or a js-libp2p node) where this type appears.
+ */
+export interface PrivateKey {
+  /** The key type, such as `"Ed25519"`. */
+  readonly type: string;
+  /** The raw key bytes. */
+  readonly raw: Uint8Array;
+}
+
+/** The full libp2p key behind an {@linkcode Identity}. */
+export function libp2pPrivateKey(identity: Identity): Libp2pPrivateKey {
+  return identity.privateKey as Libp2pPrivateKey;
+}
 
 /** A libp2p private key and the peer ID it proves. */
 export interface Identity {
@@ -62,7 +94,8 @@ export async function generateIdentity(): Promise<Identity> {
  */
 export function identityFromPrivateKey(privateKey: PrivateKey): Identity {
   try {
-    return { privateKey, peerId: peerIdFromPrivateKey(privateKey) };
+    const key = privateKey as Libp2pPrivateKey;
+    return { privateKey: key, peerId: peerIdFromPrivateKey(key) };
   } catch (error) {
     throw new InvalidPrivateKeyError(
       `no peer ID can be derived from a ${privateKey.type} key`,
@@ -77,7 +110,7 @@ export function identityFromPrivateKey(privateKey: PrivateKey): Identity {
  * secret: whoever holds them can act as this peer.
  */
 export function exportIdentity(identity: Identity): Uint8Array {
-  return privateKeyToProtobuf(identity.privateKey);
+  return privateKeyToProtobuf(libp2pPrivateKey(identity));
 }
 
 /**

@@ -57,7 +57,12 @@
  * @module
  */
 
-import type { Logger, PeerId, PrivateKey, Upgrader } from "@libp2p/interface";
+import type {
+  Logger,
+  PeerId as Libp2pPeerId,
+  PrivateKey as Libp2pPrivateKey,
+  Upgrader,
+} from "@libp2p/interface";
 import { defaultLogger } from "@libp2p/logger";
 import { noise } from "@libp2p/noise";
 import { peerIdFromPrivateKey } from "@libp2p/peer-id";
@@ -68,6 +73,7 @@ import {
   TimeoutError,
 } from "./errors.ts";
 import type { WebRTCStream } from "./stream.ts";
+import type { PeerId, PrivateKey } from "./identity.ts";
 
 /**
  * A side's part in the Noise handshake. In WebRTC-Direct the listener is
@@ -111,7 +117,7 @@ export interface NoiseHandshakeOptions {
 /** What a successful handshake established. */
 export interface NoiseHandshakeResult {
   /** The peer ID the remote side proved it holds the key of. */
-  remotePeer: PeerId;
+  remotePeer: Libp2pPeerId;
 }
 
 /** The default time limit of {@linkcode noiseHandshake}, in milliseconds. */
@@ -162,7 +168,9 @@ export async function noiseHandshake(
   channel0: WebRTCStream,
   options: NoiseHandshakeOptions,
 ): Promise<NoiseHandshakeResult> {
-  const { role, privateKey, prologue, expectedPeer, signal } = options;
+  const { role, prologue, expectedPeer, signal } = options;
+  // Identities are made from real libp2p keys; the narrow type is for docs.
+  const privateKey = options.privateKey as Libp2pPrivateKey;
   const timeout = options.timeout ?? NOISE_HANDSHAKE_TIMEOUT;
   signal?.throwIfAborted();
 

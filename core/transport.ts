@@ -6,8 +6,13 @@
  */
 
 import type { PeerConnectionBackend } from "./backend.ts";
-import { type StreamHandler, WebRTCConnection } from "./connection.ts";
+import type { StreamHandler, WebRTCConnection } from "./connection.ts";
 import { dialDirect } from "./direct_dial.ts";
+import {
+  type DirectListenerOptions,
+  listenDirect,
+  type WebRTCDirectListener,
+} from "./direct_listen.ts";
 import { InvalidMultiaddrError, NotSupportedError } from "./errors.ts";
 import type { Identity } from "./identity.ts";
 import { handleIdentify, IDENTIFY_PROTOCOL } from "./identify.ts";
@@ -39,6 +44,12 @@ export interface DialOptions {
   /** The time limit of the dial, in ms. Default 20 000. */
   timeout?: number;
 }
+
+/** Options for {@linkcode WebRTCTransport.listen}. */
+export type ListenOptions = Omit<
+  DirectListenerOptions,
+  "backend" | "identity" | "handlers" | "streamOptions" | "onAuthenticated"
+>;
 
 /**
  * Dials WebRTC-Direct addresses and keeps track of the connections made.
@@ -108,6 +119,31 @@ export class WebRTCTransport implements AsyncDisposable {
     });
     this.#adopt(connection);
     return connection;
+  }
+
+  /**
+   * Listens on WebRTC-Direct at `addr`,
+   * `/ip4|ip6/<ip>/udp/<port>/webrtc-direct` (port `0`: any free port).
+   * Accepted connections answer this transport's protocols from the start
+   * and count among {@linkcode WebRTCTransport.connections}; the listener's
+   * `addr` is the address to give dialers.
+   *
+   * @throws {NotSupportedError} if the backend cannot listen (only
+   * libdatachannel can).
+   * @throws {InvalidMultiaddrError} for another kind of address.
+   */
+  async listen(
+    addr: string,
+    options: ListenOptions = {},
+  ): Promise<WebRTCDirectListener> {
+    return await listenDirect(addr, {
+      ...options,
+      backend: this.#options.backend,
+      identity: this.#options.identity,
+      streamOptions: this.#options.streamOptions,
+      handlers: this.#handlers,
+      onAuthenticated: (connection) => this.#adopt(connection),
+    });
   }
 
   /** Closes every connection. Idempotent. */

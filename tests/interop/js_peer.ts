@@ -13,6 +13,11 @@
  *   print `reply <text>` (or `error <message>`).
  * - `agent <peer-id>`: print `agent <version>`, the agent version that peer
  *   gave in identify (empty if none yet).
+ * - `roundtrip <peer-id> <protocol> <text>`: as `request`, but reads while
+ *   it writes, so an immediate reply (an echo) is not missed: a js-libp2p 3
+ *   stream does not keep what arrives before it is iterated.
+ * - `dial <multiaddr>`: dial that WebRTC-Direct address and print
+ *   `connected <peer-id>` (or `error <message>`); `request` then reaches it.
  *
  * It exits when stdin closes. Loopback only, no ICE servers.
  */
@@ -22,6 +27,7 @@ import { webRTCDirect } from "@libp2p/webrtc";
 import { identify } from "@libp2p/identify";
 import { ping } from "@libp2p/ping";
 import { peerIdFromString } from "@libp2p/peer-id";
+import { multiaddr } from "@multiformats/multiaddr";
 
 const ECHO = "/echo/1.0.0";
 
@@ -52,6 +58,21 @@ async function request(peer: string, protocol: string, text: string) {
   return reply;
 }
 
+async function roundtrip(peer: string, protocol: string, text: string) {
+  const stream = await node.dialProtocol(peerIdFromString(peer), protocol);
+  const reading = (async () => {
+    let reply = "";
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) {
+      reply += decoder.decode(chunk.subarray(), { stream: true });
+    }
+    return reply;
+  })();
+  stream.send(new TextEncoder().encode(text));
+  await stream.close();
+  return await reading;
+}
+
 const addr = node.getMultiaddrs().find((ma) =>
   ma.toString().includes("/webrtc-direct/")
 );
@@ -71,6 +92,16 @@ for await (const chunk of lines) {
           console.log(
             `agent ${new TextDecoder().decode(p.metadata.get("AgentVersion"))}`,
           ),
+        (error) => console.log(`error ${error.message}`),
+      );
+    } else if (command === "roundtrip") {
+      roundtrip(peer, protocol, rest.join(" ")).then(
+        (reply) => console.log(`reply ${reply}`),
+        (error) => console.log(`error ${error.message}`),
+      );
+    } else if (command === "dial") {
+      node.dial(multiaddr(peer)).then(
+        (connection) => console.log(`connected ${connection.remotePeer}`),
         (error) => console.log(`error ${error.message}`),
       );
     } else if (command === "request") {
