@@ -34,10 +34,7 @@ import {
   privateKeyFromProtobuf,
   privateKeyToProtobuf,
 } from "@libp2p/crypto/keys";
-import type {
-  PeerId as Libp2pPeerId,
-  PrivateKey as Libp2pPrivateKey,
-} from "@libp2p/interface";
+import type { PrivateKey as Libp2pPrivateKey } from "@libp2p/interface";
 import { peerIdFromPrivateKey } from "@libp2p/peer-id";
 import { fileURLToPath } from "node:url";
 import { InvalidPrivateKeyError } from "./errors.ts";

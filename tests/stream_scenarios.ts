@@ -11,7 +11,7 @@ import {
   StreamResetError,
   StreamStoppedError,
 } from "../core/errors.ts";
-import { encodeFrame, Flag, MAX_PAYLOAD_SIZE } from "../core/framing.ts";
+import { encodeFrame, MAX_PAYLOAD_SIZE } from "../core/framing.ts";
 import { random, randomBytes } from "./random.ts";
 import {
   assertBytes,
