@@ -1,21 +1,24 @@
 /**
- * Echo over WebRTC on loopback: a listening peer and a dialing peer in one
- * process, connected by in-process signalling. The dialer opens an
- * `/echo/1.0.0` stream, sends N random bytes, checks that the same bytes come
- * back, and prints the throughput. Exits 0 only if they did.
+ * Echo over WebRTC-Direct on loopback.
  *
- * Run: `deno task demo`, or
- * `deno run -P=demo examples/echo.ts --bytes 1048576 --backend werift`.
+ * - `deno run -P=demo examples/echo.ts listen [--backend NAME]` listens on
+ *   127.0.0.1, prints its dialable multiaddr on a line of its own, and echoes
+ *   every `/echo/1.0.0` stream until stopped.
+ * - `deno run -P=demo examples/echo.ts dial <multiaddr> --bytes N [--backend NAME]`
+ *   opens `/echo/1.0.0`, sends N random bytes, checks the same bytes come
+ *   back, prints the throughput, and exits 0 only then.
+ * - With no command (`deno task demo`), a listener and a dialer run together
+ *   in this process and echo 10 MiB.
  *
- * No ICE server is used and every candidate is on 127.0.0.1.
+ * The backend is libdatachannel unless `--backend werift` is given (werift
+ * can dial but not listen). No ICE server is used; everything is on
+ * 127.0.0.1. The process exits by itself once everything is closed.
  */
 
 import { parseArgs } from "node:util";
 import type { PeerConnectionBackend } from "../core/backend.ts";
-import { negotiate } from "../core/negotiation.ts";
-import { handle, select } from "../core/multistream.ts";
-import { WebRTCStream } from "../core/stream.ts";
-import { memorySignalingPair } from "../signaling/memory.ts";
+import { generateIdentity } from "../core/identity.ts";
+import { WebRTCTransport } from "../core/transport.ts";
 
 const ECHO = "/echo/1.0.0";
 
@@ -31,79 +34,101 @@ async function loadBackend(name: string): Promise<PeerConnectionBackend> {
   }
 }
 
+async function transport(backend: string): Promise<WebRTCTransport> {
+  const node = new WebRTCTransport({
+    backend: await loadBackend(backend),
+    identity: await generateIdentity(),
+    bindAddress: "127.0.0.1",
+  });
+  node.handle(ECHO, (stream) => stream.readable.pipeTo(stream.writable));
+  return node;
+}
+
+async function dial(
+  node: WebRTCTransport,
+  addr: string,
+  size: number,
+): Promise<number> {
+  const started = performance.now();
+  await using connection = await node.dial(addr);
+  console.log(
+    `connected to ${connection.remotePeer} in ` +
+      `${(performance.now() - started).toFixed(0)} ms`,
+  );
+  const chunk = crypto.getRandomValues(new Uint8Array(Math.min(size, 65536)));
+  const payload = new Uint8Array(size);
+  for (let i = 0; i < size; i += chunk.length) payload.set(chunk, i);
+
+  const echoStarted = performance.now();
+  await using echo = await connection.newStream(ECHO);
+  const writing = (async () => {
+    const writer = echo.writable.getWriter();
+    await writer.write(payload);
+    await writer.close();
+  })();
+  let received = 0;
+  let same = true;
+  for await (const bytes of echo.readable) {
+    for (let i = 0; i < bytes.length && same; i++) {
+      same = bytes[i] === payload[received + i];
+    }
+    received += bytes.length;
+  }
+  await writing;
+  const seconds = (performance.now() - echoStarted) / 1000;
+  if (!same || received !== size) {
+    console.error(`echo mismatch: sent ${size} bytes, got ${received} back`);
+    return 1;
+  }
+  console.log(
+    `echoed ${size} bytes byte-exact in ${seconds.toFixed(2)} s ` +
+      `(${(size / seconds / 1e6).toFixed(1)} MB/s each way)`,
+  );
+  return 0;
+}
+
 async function main(): Promise<number> {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args: Deno.args,
+    allowPositionals: true,
     options: {
       bytes: { type: "string", default: String(10 * 1024 * 1024) },
       backend: { type: "string", default: "libdatachannel" },
     },
   });
+  const [command, addr] = positionals;
   const size = Number(values.bytes);
-  const backend = await loadBackend(values.backend);
-  const loopback = { bindAddress: "127.0.0.1" };
-  const listener = backend.createPeerConnection(loopback);
-  const dialer = backend.createPeerConnection(loopback);
-
-  try {
-    // The listener answers every stream with multistream-select, then echoes.
-    listener.ondatachannel = (channel) => {
-      if (channel.label === "init") return channel.close();
-      const stream = new WebRTCStream(channel);
-      handle(stream, [ECHO])
-        .then((echo) => echo.readable.pipeTo(echo.writable))
-        .catch(() => stream.reset());
-    };
-
-    const [toListener, toDialer] = memorySignalingPair();
-    const started = performance.now();
-    await Promise.all([
-      negotiate(dialer, toListener, "offerer"),
-      negotiate(listener, toDialer, "answerer"),
-    ]);
-    const connected = performance.now();
-    console.log(
-      `connected over ${backend.name} in ${
-        (connected - started).toFixed(0)
-      } ms`,
-    );
-
-    const data = crypto.getRandomValues(new Uint8Array(Math.min(size, 65536)));
-    const payload = new Uint8Array(size);
-    for (let i = 0; i < size; i += data.length) payload.set(data, i);
-
-    await using echo = await select(
-      new WebRTCStream(dialer.createDataChannel("")),
-      [ECHO],
-    );
-    const writing = (async () => {
-      const writer = echo.writable.getWriter();
-      await writer.write(payload);
-      await writer.close();
-    })();
-    let offset = 0;
-    let same = true;
-    for await (const chunk of echo.readable) {
-      for (let i = 0; i < chunk.length && same; i++) {
-        same = chunk[i] === payload[offset + i];
-      }
-      offset += chunk.length;
-    }
-    await writing;
-    const seconds = (performance.now() - connected) / 1000;
-    if (!same || offset !== size) {
-      console.error(`echo mismatch: sent ${size} bytes, got ${offset} back`);
-      return 1;
-    }
-    console.log(
-      `echoed ${size} bytes byte-exact in ${seconds.toFixed(2)} s: ` +
-        `${(2 * size / seconds / 1e6).toFixed(1)} MB/s both ways`,
-    );
-    return 0;
-  } finally {
-    dialer.close();
-    listener.close();
+  if (!Number.isSafeInteger(size) || size < 0) {
+    throw new Error(`--bytes must be a whole number, not ${values.bytes}`);
   }
+
+  if (command === "listen") {
+    const node = await transport(values.backend);
+    const listener = await node.listen("/ip4/127.0.0.1/udp/0/webrtc-direct");
+    console.log(listener.addr);
+    Deno.addSignalListener("SIGINT", () => {
+      listener.close();
+      node.close();
+    });
+    await listener.closed;
+    return 0;
+  }
+  if (command === "dial") {
+    if (!addr) throw new Error("usage: echo.ts dial <multiaddr> --bytes N");
+    await using node = await transport(values.backend);
+    return await dial(node, addr, size);
+  }
+  if (command !== undefined) throw new Error(`unknown command ${command}`);
+
+  // Both ends in this process: a listener, and a dialer that finds it by the
+  // address it prints, as a remote dialer would.
+  await using server = await transport("libdatachannel");
+  await using listener = await server.listen(
+    "/ip4/127.0.0.1/udp/0/webrtc-direct",
+  );
+  console.log(`listening on ${listener.addr}`);
+  await using client = await transport(values.backend);
+  return await dial(client, listener.addr, size);
 }
 
 // No Deno.exit(): closing everything must be enough for the process to end.
