@@ -78,6 +78,14 @@ export interface SctpAssociation {
   outboundQueue: { streamId: number }[];
   /** DATA chunks sent and not yet acknowledged. */
   sentQueue: { streamId: number }[];
+  /** Whether `stop()` ran or the association closed. */
+  readonly isStopped: boolean;
+  /** Starts the INIT / COOKIE ECHO retransmission timer. */
+  timer1Start(chunk: unknown): void;
+  /** Starts the SHUTDOWN retransmission timer. */
+  t2Start(chunk: unknown): void;
+  /** The receive state of a stream, created on its first DATA chunk. */
+  getInboundStream(streamId: number): InboundStream;
   /** Queues one message on a stream with a given payload protocol id. */
   send(
     streamId: number,
@@ -85,6 +93,12 @@ export interface SctpAssociation {
     data: Buffer,
     options: { ordered: boolean },
   ): Promise<void>;
+}
+
+/** werift's reassembly buffer of one incoming SCTP stream. */
+export interface InboundStream {
+  /** Yields every message complete and in order: stream id, PPID, payload. */
+  popMessages(): Generator<[number, number, Buffer]>;
 }
 
 /** werift's `RTCSctpTransport`, for what it keeps private. */

@@ -44,17 +44,15 @@ import { Dispatcher } from "./dispatcher.ts";
 import { closeNotifyOnStop, FlightWatch } from "./dtls.ts";
 import type { Handles } from "./handles.ts";
 import {
-  DCEP_ACK,
   type DtlsSocket,
   type FingerprintCheck,
   type IceAgent,
   messageOf,
-  PPID_DCEP,
-  PPIDS_WERIFT_KNOWS,
   type SctpAssociation,
   type SctpTransportInternals,
   type SecureManager,
 } from "./internals.ts";
+import { deliverReordered, guardReceive, noTimersAfterClose } from "./sctp.ts";
 import {
   assertIceCredentials,
   dropMdnsCandidates,
@@ -417,7 +415,8 @@ export class WeriftPeerConnection implements PeerConnection, ChannelOwner {
   }
 
   /**
-   * Two fixes to werift's SCTP set-up, which it bases on the ICE role alone.
+   * Fixes werift's SCTP before its first packet: the receive path and
+   * timers (see `sctp.ts`), and two things werift bases on the ICE role.
    *
    * The INIT window: werift's SCTP answers an INIT as a server until
    * `start()` tells it its role, which happens only once werift has seen DTLS
@@ -444,6 +443,8 @@ export class WeriftPeerConnection implements PeerConnection, ChannelOwner {
     if (this.#sctpPrepared === sctp) return;
     this.#sctpPrepared = sctp;
     guardReceive(sctp, transport.dataChannels);
+    deliverReordered(sctp);
+    noTimersAfterClose(sctp);
     const subscription = sctp.stateChanged.connecting.subscribe(() => {
       // `start()` has resolved an "auto" DTLS role by now.
       (transport as unknown as SctpTransportInternals).dataChannelId =
@@ -518,32 +519,6 @@ export class WeriftPeerConnection implements PeerConnection, ChannelOwner {
         this.#handles.add("peerConnections", -1);
       });
   }
-}
-
-/**
- * Keeps from werift the messages its receive path throws on. It throws from
- * an async function nobody awaits, so each is an unhandled rejection that
- * ends the process: a payload protocol id it does not know (the deprecated
- * partial ones, say), an empty DCEP message, and a DCEP ACK for a channel it
- * has already forgotten. That last one happens in normal use: werift sends
- * its stream-reset requests and responses ahead of queued DATA, so a channel
- * closed right after it was opened is gone here before the peer's ACK for
- * its OPEN arrives. None of them carries anything a channel could use.
- */
-function guardReceive(
-  sctp: SctpAssociation,
-  channels: Record<number, unknown>,
-): void {
-  const receive = sctp.onReceive;
-  const execute = receive.execute;
-  receive.execute = (streamId, ppid, data) => {
-    if (!PPIDS_WERIFT_KNOWS.has(ppid)) return;
-    if (ppid === PPID_DCEP) {
-      if (data.byteLength === 0) return;
-      if (data[0] === DCEP_ACK && channels[streamId] === undefined) return;
-    }
-    execute(streamId, ppid, data);
-  };
 }
 
 function toDescription(

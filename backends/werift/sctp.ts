@@ -1,0 +1,95 @@
+/**
+ * Fixes to werift's SCTP receive path, installed on each association before
+ * its first packet arrives.
+ *
+ * Internal to the werift backend.
+ *
+ * @module
+ */
+
+import {
+  DCEP_ACK,
+  type InboundStream,
+  PPID_DCEP,
+  PPIDS_WERIFT_KNOWS,
+  type SctpAssociation,
+} from "./internals.ts";
+
+/**
+ * Keeps from werift the messages its receive path throws on. It throws from
+ * an async function nobody awaits, so each is an unhandled rejection that
+ * ends the process: a payload protocol id it does not know (the deprecated
+ * partial ones, say), an empty DCEP message, and a DCEP ACK for a channel it
+ * has already forgotten. That last one happens in normal use: werift sends
+ * its stream-reset requests and responses ahead of queued DATA, so a channel
+ * closed right after it was opened is gone here before the peer's ACK for
+ * its OPEN arrives. None of them carries anything a channel could use.
+ */
+export function guardReceive(
+  sctp: SctpAssociation,
+  channels: Record<number, unknown>,
+): void {
+  const receive = sctp.onReceive;
+  const execute = receive.execute;
+  receive.execute = (streamId, ppid, data) => {
+    if (!PPIDS_WERIFT_KNOWS.has(ppid)) return;
+    if (ppid === PPID_DCEP) {
+      if (data.byteLength === 0) return;
+      if (data[0] === DCEP_ACK && channels[streamId] === undefined) return;
+    }
+    execute(streamId, ppid, data);
+  };
+}
+
+/**
+ * Makes werift deliver every message a stream has ready, not just the first.
+ *
+ * werift's reassembly delivers the next message of a stream only if its TSN
+ * directly follows the one it has just delivered. When a lost chunk is
+ * retransmitted after later ones of the same stream arrived, the message
+ * that completes the gap is delivered and the ones after it stay buffered
+ * until the stream's next chunk arrives, which may be never: a request
+ * waits for its answer, and a channel stalls for good. Running werift's
+ * pass again until it yields nothing delivers them.
+ */
+export function deliverReordered(sctp: SctpAssociation): void {
+  const fixed = new WeakSet<InboundStream>();
+  const getInboundStream = sctp.getInboundStream.bind(sctp);
+  sctp.getInboundStream = (streamId) => {
+    const stream = getInboundStream(streamId);
+    if (!fixed.has(stream)) {
+      fixed.add(stream);
+      const popMessages = stream.popMessages.bind(stream);
+      stream.popMessages = function* () {
+        for (let more = true; more;) {
+          more = false;
+          for (const message of popMessages()) {
+            more = true;
+            yield message;
+          }
+        }
+      };
+    }
+    return stream;
+  };
+}
+
+/**
+ * Keeps werift from starting a retransmission timer on a closed association.
+ *
+ * werift answers a SHUTDOWN (libdatachannel sends one when it closes) by
+ * sending a SHUTDOWN ACK and then starting its T2 timer; if the association
+ * closed while the ACK was being sent, the timer starts after closing has
+ * cleared them all, and runs for the retransmission timeout (up to a minute)
+ * after the connection is gone. T1 has the same gap.
+ */
+export function noTimersAfterClose(sctp: SctpAssociation): void {
+  const timer1Start = sctp.timer1Start.bind(sctp);
+  const t2Start = sctp.t2Start.bind(sctp);
+  sctp.timer1Start = (chunk) => {
+    if (!sctp.isStopped) timer1Start(chunk);
+  };
+  sctp.t2Start = (chunk) => {
+    if (!sctp.isStopped) t2Start(chunk);
+  };
+}
