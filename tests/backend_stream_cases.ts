@@ -45,6 +45,11 @@ export function streamScenariosOver(
           // The peer sees the channel once something is sent or it opens.
           const peer = await inbound.promise;
           inbound = Promise.withResolvers();
+          // Scenarios may send raw frames on `ca`, which needs it open; the
+          // stream owns its handlers, so poll (5 s at most).
+          for (let i = 0; i < 500 && ca.readyState === "connecting"; i++) {
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          }
           return { a: stream, b: peer.stream, ca, cb: peer.channel };
         });
       } finally {
