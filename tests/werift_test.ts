@@ -36,7 +36,10 @@ import {
   werift,
   type WeriftBackend,
 } from "../backends/werift.ts";
-import { streamScenariosOver } from "./backend_stream_cases.ts";
+import {
+  manyStreamsOver,
+  streamScenariosOver,
+} from "./backend_stream_cases.ts";
 import { conformanceSuite } from "./conformance/suite.ts";
 import { random, randomBytes } from "./random.ts";
 
@@ -78,6 +81,11 @@ conformanceSuite(
 // The stream scenarios (stream-checklist.md) over werift channels
 
 streamScenariosOver("werift", () => {
+  const backend = werift();
+  return Promise.resolve({ a: backend, b: backend });
+});
+
+manyStreamsOver("werift", () => {
   const backend = werift();
   return Promise.resolve({ a: backend, b: backend });
 });
