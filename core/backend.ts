@@ -4,7 +4,7 @@
  * The core needs a small subset of the W3C `RTCPeerConnection` and
  * `RTCDataChannel` API. It is written down here, with no implementation and no
  * type from any WebRTC library, so that a browser backend is nearly a
- * pass-through and the libdatachannel and werift backends are adapters.
+ * pass-through and the native and pure-TypeScript backends are adapters.
  *
  * Handlers are plain callback properties rather than `EventTarget` listeners:
  * the core is their only user, and a callback per message costs no `Event`

@@ -75,7 +75,8 @@ export async function dialDirect(
   if (!backend.capabilities.directDial) {
     throw new NotSupportedError(
       `the ${backend.name} backend cannot set its ICE credentials, which ` +
-        "WebRTC-Direct dialing needs; use the libdatachannel or werift backend",
+        "WebRTC-Direct dialing needs; use a backend whose " +
+        "capabilities.directDial is true, such as libdatachannel",
     );
   }
   const certhash = target.certhashes[0];

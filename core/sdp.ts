@@ -7,7 +7,7 @@
  * from a multiaddr or a STUN packet can add a line (CR/LF injection) or
  * produce SDP a stack would misread. Lines end in `\r\n`, as RFC 8866
  * requires; go and js write `\n`, which parsers also accept, but every parser
- * (browsers, libdatachannel, werift, Pion) reads `\r\n`.
+ * (browsers, libdatachannel, the pure-TypeScript stack, Pion) reads `\r\n`.
  *
  * @module
  */

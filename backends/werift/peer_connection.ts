@@ -108,7 +108,7 @@ export class WeriftPeerConnection implements PeerConnection, ChannelOwner {
       username: server.username,
       credential: server.credential,
     }));
-    // Without one werift would ask stun.l.google.com; nothing is contacted
+    // Without one werift would ask Google's public STUN server; nothing is contacted
     // unless the caller configures it.
     this.#suppressStun = !hasStunServer(iceServers);
     this.#mdns = settings.mdns;
