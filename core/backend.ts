@@ -301,6 +301,12 @@ export interface PeerConnectionBackend {
   /** The handles this backend has open now. */
   openHandles(): HandleCount;
   /**
+   * Resolves once everything this backend made has stopped, native timers
+   * and handles included, so that a program or a test can end cleanly.
+   * Rejects with the signal's reason if it aborts first.
+   */
+  idle?(signal?: AbortSignal): Promise<void>;
+  /**
    * Binds a WebRTC-Direct UDP port (see {@linkcode DirectUdpListener}).
    * Present exactly when `capabilities.directListen` is `true`; the core
    * raises `NotSupportedError` otherwise.
