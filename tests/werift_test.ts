@@ -28,6 +28,7 @@ import type {
   DataChannel,
   IceCandidate,
   PeerConnection,
+  PeerConnectionBackend,
   PeerConnectionState,
 } from "../core/backend.ts";
 import { FrameTooLargeError, P2prtcError } from "../core/errors.ts";
@@ -41,6 +42,7 @@ import {
   streamScenariosOver,
 } from "./backend_stream_cases.ts";
 import { conformanceSuite } from "./conformance/suite.ts";
+import { interopCases, interopFailureCases } from "./interop_cases.ts";
 import { random, randomBytes } from "./random.ts";
 
 const LOOPBACK = { bindAddress: "127.0.0.1" } as const;
@@ -923,3 +925,11 @@ backendTest(
     );
   },
 );
+
+// ---------------------------------------------------------------------------
+// werift dialing the js-libp2p reference peer over WebRTC-Direct
+
+const settleWerift = (backend: PeerConnectionBackend) =>
+  (backend as ReturnType<typeof werift>).idle(AbortSignal.timeout(15_000));
+interopCases("werift", () => Promise.resolve(werift()), settleWerift);
+interopFailureCases("werift", () => Promise.resolve(werift()), settleWerift);
