@@ -8,6 +8,10 @@
  * with backpressure both ways, fingerprints crosswise, close seen by the
  * other side, and no handle left open on either side.
  *
+ * Then the stream scenarios of `stream_scenarios.ts` run inside the page
+ * (`browser/scenario_entry.ts`), over two of the page's own peer
+ * connections connected on loopback; each scenario is a step.
+ *
  * Without Chromium the test is ignored locally and fails under CI (`CI` set).
  */
 
@@ -26,6 +30,8 @@ import {
 import type { PageEvent } from "./browser/page_entry.ts";
 import { chunkSizes, Inbox, sendPattern, toHex } from "./browser/transfer.ts";
 import { DENO_PEERS } from "./browser/deno_peer.ts";
+import type { ScenarioPageApi } from "./browser/scenario_entry.ts";
+import { streamScenarios } from "./stream_scenarios.ts";
 import {
   isLoopback,
   waitFor,
@@ -401,5 +407,50 @@ Deno.test({
       peerConnections: 0,
       dataChannels: 0,
     });
+  },
+});
+
+/** How long one stream scenario may take in the page, and its cleanup. */
+const SCENARIO_MS = 30_000;
+
+Deno.test({
+  name: "stream (browser): stream scenarios in headless Chromium",
+  ignore: !INSTALLED && !IN_CI,
+  async fn(t) {
+    if (!INSTALLED) {
+      throw new Error(
+        `Chromium is needed under CI and is not at ${CHROMIUM_PATH}`,
+      );
+    }
+    await using browser = await startBrowserPage<ScenarioPageApi>({
+      onEvent: () => {},
+      entry: new URL("./browser/scenario_entry.ts", import.meta.url),
+      // The page's own bound plus its cleanup, and a margin.
+      callTimeoutMs: 2 * SCENARIO_MS + 10_000,
+    });
+    const call = browser.call;
+    deepStrictEqual(
+      await call("names"),
+      streamScenarios.map((scenario) => scenario.name),
+    );
+    const failed: string[] = [];
+    for (const { name } of streamScenarios) {
+      // Each scenario has connections of its own, so one failing does not
+      // stop the rest.
+      const passed = await t.step(name, async () => {
+        const result = await call("run", name, SCENARIO_MS);
+        if (!result.ok) {
+          throw new Error(
+            `in Chromium ${browser.version} (${result.ms} ms): ${result.error}`,
+          );
+        }
+      });
+      if (!passed) failed.push(name);
+    }
+    deepStrictEqual(await call("handles"), {
+      peerConnections: 0,
+      dataChannels: 0,
+    });
+    deepStrictEqual(failed, [], "scenarios that failed in the page");
   },
 });

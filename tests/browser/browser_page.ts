@@ -32,18 +32,29 @@ export function chromiumInstalled(): boolean {
   }
 }
 
-/** A Chromium page running the browser backend, driven from Deno. */
-export interface BrowserPage extends AsyncDisposable {
+/** The parameters of method `K` of a page API. */
+type ArgsOf<Api, K extends keyof Api> = Api[K] extends
+  (...args: infer P) => unknown ? P : never;
+/** What method `K` of a page API resolves to. */
+type ResultOf<Api, K extends keyof Api> = Api[K] extends
+  (...args: never[]) => infer R ? Awaited<R> : never;
+
+/**
+ * A Chromium page running the browser backend, driven from Deno. `Api` is
+ * the page's `p2prtcPage`: `PageApi` for `page_entry.ts`, or another
+ * entry's.
+ */
+export interface BrowserPage<Api = PageApi> extends AsyncDisposable {
   /** The browser's version string. */
   readonly version: string;
   /**
    * Calls a method of the page's `p2prtcPage`. Arguments and results cross
    * as JSON.
    */
-  call<K extends keyof PageApi>(
+  call<K extends keyof Api & string>(
     method: K,
-    ...args: Parameters<PageApi[K]>
-  ): Promise<Awaited<ReturnType<PageApi[K]>>>;
+    ...args: ArgsOf<Api, K>
+  ): Promise<ResultOf<Api, K>>;
   /** Closes the page, the browser and the driver process. */
   close(): Promise<void>;
 }
@@ -60,6 +71,11 @@ export interface StartBrowserPageOptions {
   callTimeoutMs?: number;
   /** Chromium flags beyond the usual ones, such as `--force-fieldtrials`. */
   chromiumArgs?: readonly string[];
+  /**
+   * The module the page runs instead of `page_entry.ts`; it must set
+   * `globalThis.p2prtcPage` to an `Api`.
+   */
+  entry?: URL;
 }
 
 const DRIVER = new URL("./driver.ts", import.meta.url);
@@ -81,9 +97,9 @@ interface DriverMessage {
  * with the driver's reason, if Chromium cannot be launched or the page
  * cannot be loaded.
  */
-export async function startBrowserPage(
+export async function startBrowserPage<Api = PageApi>(
   options: StartBrowserPageOptions,
-): Promise<BrowserPage> {
+): Promise<BrowserPage<Api>> {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const callTimeoutMs = options.callTimeoutMs ?? 90_000;
   const child = new Deno.Command(Deno.execPath(), {
@@ -98,6 +114,9 @@ export async function startBrowserPage(
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",
+    ...options.entry === undefined
+      ? {}
+      : { env: { P2PRTC_PAGE_ENTRY: options.entry.href } },
   }).spawn();
   const stdin = child.stdin.getWriter();
   const encoder = new TextEncoder();

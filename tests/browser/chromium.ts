@@ -71,18 +71,30 @@ export interface OpenBrowserPageOptions {
   timeoutMs?: number;
   /** Flags added to {@linkcode CHROMIUM_ARGS}, such as field trials. */
   extraArgs?: readonly string[];
+  /**
+   * The module the page runs; default `page_entry.ts`. It must set
+   * `globalThis.p2prtcPage`.
+   */
+  entry?: URL;
 }
 
 const PAGE_ENTRY = new URL("./page_entry.ts", import.meta.url);
+const ASSERT_SHIM = new URL("./assert_shim.ts", import.meta.url);
 
+// `deno bundle --platform=browser` leaves `node:` imports in the bundle;
+// the import map sends `node:assert/strict` (used by shared test code such
+// as the stream scenarios) to a browser-safe shim.
 const INDEX_HTML = `<!doctype html>
 <meta charset="utf-8">
 <title>p2prtc browser test</title>
+<script type="importmap">
+{ "imports": { "node:assert/strict": "/assert.js" } }
+</script>
 <script type="module" src="/page.js"></script>
 `;
 
 /**
- * Bundles `page_entry.ts`, serves it on 127.0.0.1, launches headless
+ * Bundles `page_entry.ts` (or `options.entry`), serves it on 127.0.0.1, launches headless
  * Chromium and loads the page, then waits until the page's API is ready.
  * Whatever was opened is closed again if a step fails.
  */
@@ -100,8 +112,11 @@ export async function openBrowserPage(
     const dir = await Deno.makeTempDir({ prefix: "p2prtc-browser-" });
     cleanups.push(() => Deno.remove(dir, { recursive: true }));
     const bundle = `${dir}/page.js`;
-    await bundleForBrowser(PAGE_ENTRY, bundle);
+    await bundleForBrowser(options.entry ?? PAGE_ENTRY, bundle);
     const script = await Deno.readFile(bundle);
+    const assertBundle = `${dir}/assert.js`;
+    await bundleForBrowser(ASSERT_SHIM, assertBundle);
+    const assertScript = await Deno.readFile(assertBundle);
 
     const server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen() {} },
@@ -114,6 +129,11 @@ export async function openBrowserPage(
         }
         if (path === "/page.js") {
           return new Response(script, {
+            headers: { "content-type": "text/javascript; charset=utf-8" },
+          });
+        }
+        if (path === "/assert.js") {
+          return new Response(assertScript, {
             headers: { "content-type": "text/javascript; charset=utf-8" },
           });
         }

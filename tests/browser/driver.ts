@@ -16,7 +16,8 @@
  * `{ id, error }` per call, `{ event }` per page event, `{ console }` per
  * page console line, `{ failed }` if the page could not be opened. It closes
  * everything and exits when its stdin ends. Its arguments are extra Chromium
- * flags.
+ * flags; `P2PRTC_PAGE_ENTRY`, if set, is the URL of the module the page runs
+ * instead of `page_entry.ts`.
  *
  * A test helper only; it is not shipped.
  *
@@ -26,6 +27,7 @@
 import { openBrowserPage } from "./chromium.ts";
 import { jsonLines } from "./json_lines.ts";
 
+const ENTRY = Deno.env.get("P2PRTC_PAGE_ENTRY");
 const encoder = new TextEncoder();
 const stdout = Deno.stdout.writable.getWriter();
 // If the test process is gone there is no one left to tell.
@@ -41,6 +43,7 @@ try {
     onEvent: (event) => send({ event }),
     onConsole: (line) => send({ console: line }),
     extraArgs: Deno.args,
+    entry: ENTRY === undefined ? undefined : new URL(ENTRY),
   });
   await send({ ready: { version: page.version } });
   const pending = new Set<Promise<unknown>>();
