@@ -9,10 +9,7 @@ import { libdatachannel } from "../backends/libdatachannel.ts";
 import { interopCases, interopFailureCases } from "./interop_cases.ts";
 import { negotiationCases } from "./negotiation_cases.ts";
 import { directListenCases } from "./direct_listen_cases.ts";
-import {
-  manyStreamsOver,
-  streamScenariosOver,
-} from "./backend_stream_cases.ts";
+import { streamScenariosOver } from "./backend_stream_cases.ts";
 
 const settle = async (backends: PeerConnectionBackend[]) => {
   for (const backend of backends) {
@@ -47,8 +44,3 @@ directListenCases(
   () => libdatachannel(),
   (backend) => settle([backend]),
 );
-
-manyStreamsOver("libdatachannel", async () => {
-  const backend = await libdatachannel();
-  return { a: backend, b: backend };
-});

@@ -351,6 +351,26 @@ export const streamScenarios: StreamScenario[] = [
   },
   {
     name:
+      "22 1000 streams, one after another, open, echo and close; ids keep one parity",
+    async run(make) {
+      const parities = new Set<number>();
+      for (let i = 0; i < 1000; i++) {
+        const { a, b } = await make();
+        const byte = new Uint8Array([i & 0xff]);
+        await Promise.all([
+          writeAndClose(a, byte),
+          b.readable.pipeTo(b.writable),
+        ]);
+        const echoed = await readAll(a.readable);
+        strictEqual(echoed[0], byte[0]);
+        await Promise.all([a.closed, b.closed]);
+        if (a.id !== null) parities.add(a.id % 2);
+      }
+      ok(parities.size <= 1, "the opener's stream ids keep one parity");
+    },
+  },
+  {
+    name:
       "21 a read given up on a signal loses nothing; the next read gets the data",
     async run(make) {
       const { a, b } = await make();

@@ -37,10 +37,7 @@ import {
   werift,
   type WeriftBackend,
 } from "../backends/werift.ts";
-import {
-  manyStreamsOver,
-  streamScenariosOver,
-} from "./backend_stream_cases.ts";
+import { streamScenariosOver } from "./backend_stream_cases.ts";
 import { conformanceSuite } from "./conformance/suite.ts";
 import { interopCases, interopFailureCases } from "./interop_cases.ts";
 import { random, randomBytes } from "./random.ts";
@@ -83,11 +80,6 @@ conformanceSuite(
 // The stream scenarios (stream-checklist.md) over werift channels
 
 streamScenariosOver("werift", () => {
-  const backend = werift();
-  return Promise.resolve({ a: backend, b: backend });
-});
-
-manyStreamsOver("werift", () => {
   const backend = werift();
   return Promise.resolve({ a: backend, b: backend });
 });
