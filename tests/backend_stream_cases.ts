@@ -5,8 +5,8 @@
  */
 
 import { deepStrictEqual } from "node:assert/strict";
-import type { DataChannel, PeerConnectionBackend } from "../core/backend.ts";
-import { type StreamOptions, WebRTCStream } from "../core/stream.ts";
+import type { PeerConnectionBackend } from "../core/backend.ts";
+import { channelStreamPairs } from "./channel_stream_pairs.ts";
 import { Closer, connect } from "./conformance/connect.ts";
 import { streamScenarios } from "./stream_scenarios.ts";
 
@@ -28,30 +28,7 @@ export function streamScenariosOver(
         const { a, b } = await connect(backendA, backendB, closer, {
           signal: AbortSignal.timeout(20_000),
         });
-        let options: StreamOptions | undefined;
-        let inbound = Promise.withResolvers<
-          { stream: WebRTCStream; channel: DataChannel }
-        >();
-        // Wrapped at once: an inbound channel may carry data already.
-        b.ondatachannel = (channel) =>
-          inbound.resolve({
-            stream: new WebRTCStream(channel, options),
-            channel,
-          });
-        await scenario.run(async (streamOptions) => {
-          options = streamOptions;
-          const ca = a.createDataChannel("");
-          const stream = new WebRTCStream(ca, options);
-          // The peer sees the channel once something is sent or it opens.
-          const peer = await inbound.promise;
-          inbound = Promise.withResolvers();
-          // Scenarios may send raw frames on `ca`, which needs it open; the
-          // stream owns its handlers, so poll (5 s at most).
-          for (let i = 0; i < 500 && ca.readyState === "connecting"; i++) {
-            await new Promise((resolve) => setTimeout(resolve, 10));
-          }
-          return { a: stream, b: peer.stream, ca, cb: peer.channel };
-        });
+        await scenario.run(channelStreamPairs(a, b));
       } finally {
         closer.closeAll();
         const signal = AbortSignal.timeout(10_000);

@@ -15,8 +15,8 @@
  */
 
 import { createBrowserBackend } from "../../backends/browser.ts";
-import type { DataChannel, HandleCount } from "../../core/backend.ts";
-import { type StreamOptions, WebRTCStream } from "../../core/stream.ts";
+import type { HandleCount } from "../../core/backend.ts";
+import { channelStreamPairs } from "../channel_stream_pairs.ts";
 import { Closer, connect } from "../conformance/connect.ts";
 import { streamScenarios } from "../stream_scenarios.ts";
 
@@ -70,29 +70,7 @@ async function runScenario(name: string, timeoutMs: number): Promise<void> {
     const { a, b } = await connect(backend, backend, closer, {
       signal: AbortSignal.timeout(Math.min(timeoutMs, 20_000)),
     });
-    let options: StreamOptions | undefined;
-    let inbound = Promise.withResolvers<
-      { stream: WebRTCStream; channel: DataChannel }
-    >();
-    // Wrapped at once: an inbound channel may carry data already.
-    b.ondatachannel = (channel) =>
-      inbound.resolve({
-        stream: new WebRTCStream(channel, options),
-        channel,
-      });
-    await scenario.run(async (streamOptions) => {
-      options = streamOptions;
-      const ca = a.createDataChannel("");
-      const stream = new WebRTCStream(ca, options);
-      const peer = await inbound.promise;
-      inbound = Promise.withResolvers();
-      // Scenarios may send raw frames on `ca`, which needs it open; the
-      // stream owns its handlers, so poll (5 s at most).
-      for (let i = 0; i < 500 && ca.readyState === "connecting"; i++) {
-        await sleep(10);
-      }
-      return { a: stream, b: peer.stream, ca, cb: peer.channel };
-    });
+    await scenario.run(channelStreamPairs(a, b));
   })();
   // If the deadline wins, the body ends in a rejection once the connections
   // are closed below; nobody waits for it any more.
