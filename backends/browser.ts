@@ -78,6 +78,7 @@ import type {
   SessionDescription,
 } from "../core/backend.ts";
 import { NotSupportedError } from "../core/errors.ts";
+import { findFingerprint } from "../core/sdp.ts";
 
 // Deno's type library has no WebRTC types, so the few members used here are
 // declared structurally. They are the W3C API's, narrowed to what we touch.
@@ -249,16 +250,6 @@ function candidateAddress(candidate: string): string | undefined {
   return candidate.split(" ", 5)[4];
 }
 
-/** The sha-256 `a=fingerprint` of an SDP, as digest bytes. */
-function sdpFingerprint(sdp: string): CertificateFingerprint | null {
-  const match = /^a=fingerprint:sha-256 ([0-9A-Fa-f:]+)\s*$/m.exec(sdp);
-  if (match === null) return null;
-  const hex = match[1].split(":");
-  const digest = new Uint8Array(hex.length);
-  for (let i = 0; i < hex.length; i++) digest[i] = parseInt(hex[i], 16);
-  return { algorithm: "sha-256", digest };
-}
-
 // RFC 8839 ice-char; CR and LF in particular must never reach the SDP.
 const ICE_UFRAG = /^[A-Za-z0-9+/]{4,256}$/;
 const ICE_PWD = /^[A-Za-z0-9+/]{22,256}$/;
@@ -427,7 +418,7 @@ class BrowserPeerConnection implements PeerConnection {
 
   localFingerprint(): Promise<CertificateFingerprint> {
     const description = this.#native.localDescription;
-    const fingerprint = description && sdpFingerprint(description.sdp);
+    const fingerprint = description && findFingerprint(description.sdp);
     if (fingerprint) return Promise.resolve(fingerprint);
     return this.#offeredFingerprint();
   }
@@ -441,7 +432,7 @@ class BrowserPeerConnection implements PeerConnection {
       this.#native.connectionState === "connected";
     const remote = this.#native.remoteDescription;
     if (!dtlsUp || remote === null) return null;
-    this.#remoteFingerprint = sdpFingerprint(remote.sdp);
+    this.#remoteFingerprint = findFingerprint(remote.sdp) ?? null;
     return this.#remoteFingerprint;
   }
 
@@ -498,8 +489,8 @@ class BrowserPeerConnection implements PeerConnection {
     // Creating an offer changes no state. An offer with no data channel has
     // no m-line and so no fingerprint.
     const offer = await this.#native.createOffer();
-    const fingerprint = sdpFingerprint(offer.sdp);
-    if (fingerprint === null) {
+    const fingerprint = findFingerprint(offer.sdp);
+    if (fingerprint === undefined) {
       throw new NotSupportedError(
         "the local fingerprint is known once a data channel exists or a local description is set",
       );

@@ -338,6 +338,21 @@ export function readFingerprint(sdp: string): CertificateFingerprint {
   return parseSdpFingerprint(sha256.trimEnd());
 }
 
+/**
+ * The sha-256 fingerprint of an SDP, or `undefined` where
+ * {@linkcode readFingerprint} would throw: for backends reading their own
+ * stack's descriptions, where a missing line only means "not known yet".
+ */
+export function findFingerprint(
+  sdp: string,
+): CertificateFingerprint | undefined {
+  try {
+    return readFingerprint(sdp);
+  } catch {
+    return undefined;
+  }
+}
+
 function readFirst(sdp: string, name: string): string {
   const value = attributeValues(sdp, name)[0];
   if (value === undefined) {

@@ -33,6 +33,8 @@ import type {
   SessionDescription,
 } from "../../core/backend.ts";
 import { NotSupportedError, P2prtcError } from "../../core/errors.ts";
+import { fingerprintFromHex } from "../../core/certhash.ts";
+import { findFingerprint } from "../../core/sdp.ts";
 import {
   type ChannelOwner,
   LibdatachannelDataChannel,
@@ -49,9 +51,7 @@ import {
   attribute,
   checkCredentials,
   credentialsOf,
-  fingerprintOf,
   fingerprintOfPem,
-  hexToBytes,
   takeCandidates,
 } from "./sdp.ts";
 
@@ -310,7 +310,7 @@ export class LibdatachannelPeerConnection
     // description tells.
     await this.#localSet.promise;
     const sdp = this.#local?.sdp ?? "";
-    const fingerprint = fingerprintOf(sdp);
+    const fingerprint = findFingerprint(sdp);
     if (fingerprint === undefined) {
       throw new P2prtcError(
         "ERR_NO_FINGERPRINT",
@@ -606,9 +606,10 @@ export class LibdatachannelPeerConnection
       this.#remoteAlgorithm = algorithm ?? "unknown";
       return;
     }
-    const digest = hexToBytes(hex);
-    if (digest !== undefined) {
-      this.#remoteFingerprint = { algorithm: "sha-256", digest };
+    try {
+      this.#remoteFingerprint = fingerprintFromHex(hex);
+    } catch {
+      // Not a sha-256 digest in the usual form: leave it unknown.
     }
   }
 

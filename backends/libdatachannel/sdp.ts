@@ -46,25 +46,6 @@ export function credentialsOf(sdp: string): IceCredentials | undefined {
   return ufrag === undefined || pwd === undefined ? undefined : { ufrag, pwd };
 }
 
-/** Reads `AB:CD:...` into bytes, or `undefined` if it is not that. */
-export function hexToBytes(hex: string): Uint8Array | undefined {
-  if (!/^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2})*$/.test(hex)) return undefined;
-  const parts = hex.split(":");
-  const bytes = new Uint8Array(parts.length);
-  for (let i = 0; i < parts.length; i++) bytes[i] = parseInt(parts[i], 16);
-  return bytes;
-}
-
-/** The sha-256 fingerprint an SDP announces, if any. */
-export function fingerprintOf(sdp: string): CertificateFingerprint | undefined {
-  for (const match of sdp.matchAll(/^a=fingerprint:(\S+) (\S+)\s*$/gm)) {
-    if (match[1].toLowerCase() !== "sha-256") continue;
-    const digest = hexToBytes(match[2]);
-    if (digest?.length === 32) return { algorithm: "sha-256", digest };
-  }
-  return undefined;
-}
-
 /** The sha-256 fingerprint of the first certificate in a PEM text. */
 export async function fingerprintOfPem(
   pem: string,

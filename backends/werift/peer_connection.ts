@@ -32,6 +32,7 @@ import type {
   SessionDescription,
 } from "../../core/backend.ts";
 import { P2prtcError } from "../../core/errors.ts";
+import { fingerprintFromHex } from "../../core/certhash.ts";
 import {
   bindOptions,
   freshCertificate,
@@ -56,7 +57,6 @@ import { deliverReordered, guardReceive, noTimersAfterClose } from "./sctp.ts";
 import {
   assertIceCredentials,
   dropMdnsCandidates,
-  hexToBytes,
   isMdnsCandidate,
   readIceCredentials,
   replaceIceCredentials,
@@ -294,7 +294,7 @@ export class WeriftPeerConnection implements PeerConnection, ChannelOwner {
         "werift gave no sha-256 fingerprint for the local certificate",
       );
     }
-    return { algorithm: "sha-256", digest: hexToBytes(sha256.value) };
+    return fingerprintFromHex(sha256.value);
   }
 
   /** The sha-256 digest of the certificate the peer presented; kept after close. */

@@ -62,13 +62,3 @@ export function dropMdnsCandidates(sdp: string): string {
     )
     .join("");
 }
-
-/** The bytes of a fingerprint written as hex, with or without colons. */
-export function hexToBytes(hex: string): Uint8Array {
-  const clean = hex.replace(/:/g, "");
-  const bytes = new Uint8Array(clean.length / 2);
-  for (let i = 0; i < bytes.length; i++) {
-    bytes[i] = parseInt(clean.slice(2 * i, 2 * i + 2), 16);
-  }
-  return bytes;
-}
