@@ -117,6 +117,7 @@ export {
 } from "./core/connection.ts";
 export {
   AGENT_VERSION,
+  type ConnectOptions,
   type DialOptions,
   type ListenOptions,
   type TransportOptions,
@@ -148,6 +149,10 @@ export {
   NegotiationError,
   type NegotiationOptions,
 } from "./core/negotiation.ts";
+export {
+  connectPrivate,
+  type PrivateConnectOptions,
+} from "./core/private_connect.ts";
 export { ping, PING_PROTOCOL, PingError } from "./core/ping.ts";
 export { IDENTIFY_PROTOCOL } from "./core/identify.ts";
 export { decodeCerthash, encodeCerthash } from "./core/certhash.ts";

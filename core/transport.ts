@@ -17,6 +17,11 @@ import { InvalidMultiaddrError, NotSupportedError } from "./errors.ts";
 import type { Identity } from "./identity.ts";
 import { handleIdentify, IDENTIFY_PROTOCOL } from "./identify.ts";
 import { handlePing, PING_PROTOCOL } from "./ping.ts";
+import {
+  connectPrivate,
+  type PrivateConnectOptions,
+} from "./private_connect.ts";
+import type { SignalingChannel } from "./signaling.ts";
 import type { StreamOptions } from "./stream.ts";
 
 /** What p2prtc calls itself in identify. */
@@ -44,6 +49,12 @@ export interface DialOptions {
   /** The time limit of the dial, in ms. Default 20 000. */
   timeout?: number;
 }
+
+/** Options for {@linkcode WebRTCTransport.connect}. */
+export type ConnectOptions = Omit<
+  PrivateConnectOptions,
+  "backend" | "handlers" | "streamOptions"
+>;
 
 /** Options for {@linkcode WebRTCTransport.listen}. */
 export type ListenOptions = Omit<
@@ -104,7 +115,7 @@ export class WebRTCTransport implements AsyncDisposable {
       if (/\/webrtc(\/|$)/.test(addr)) {
         throw new NotSupportedError(
           "/webrtc addresses need a signalling channel; dial a " +
-            "/webrtc-direct address, or connect with negotiate()",
+            "/webrtc-direct address, or use connect() with one",
         );
       }
       throw new InvalidMultiaddrError(`not a WebRTC address: ${addr}`);
@@ -114,6 +125,31 @@ export class WebRTCTransport implements AsyncDisposable {
       backend: this.#options.backend,
       identity: this.#options.identity,
       bindAddress: this.#options.bindAddress,
+      streamOptions: this.#options.streamOptions,
+      handlers: this.#handlers,
+    });
+    this.#adopt(connection);
+    return connection;
+  }
+
+  /**
+   * Connects over `/webrtc` (private-to-private) to the peer at the other end
+   * of `signaling`: the relay protocol, a WebSocket rendezvous, or any
+   * {@linkcode SignalingChannel}. The connection answers this transport's
+   * protocols and counts among {@linkcode WebRTCTransport.connections}.
+   *
+   * @throws {import("./negotiation.ts").NegotiationError} if the peer breaks
+   * the signalling protocol or goes away.
+   * @throws {import("./errors.ts").TimeoutError} past `timeout`.
+   */
+  async connect(
+    signaling: SignalingChannel,
+    options: ConnectOptions,
+  ): Promise<WebRTCConnection> {
+    const connection = await connectPrivate(signaling, {
+      bindAddress: this.#options.bindAddress,
+      ...options,
+      backend: this.#options.backend,
       streamOptions: this.#options.streamOptions,
       handlers: this.#handlers,
     });

@@ -7,7 +7,10 @@
 import { ok, rejects, strictEqual } from "node:assert/strict";
 import type { PeerConnection, PeerConnectionBackend } from "../core/backend.ts";
 import { TimeoutError } from "../core/errors.ts";
+import { generateIdentity } from "../core/identity.ts";
 import { negotiate, NegotiationError } from "../core/negotiation.ts";
+import { ping, PING_PROTOCOL } from "../core/ping.ts";
+import { WebRTCTransport } from "../core/transport.ts";
 import { WebRTCStream } from "../core/stream.ts";
 import { memorySignalingPair } from "../signaling/memory.ts";
 import { isLoopback, LOOPBACK } from "./conformance/connect.ts";
@@ -64,6 +67,53 @@ export function negotiationCases(
         a.close();
         b.close();
       }
+    },
+  );
+
+  test(
+    "two transports connect over /webrtc: peer ids, ping, 1 MiB echo",
+    async (ba, bb) => {
+      const [idA, idB] = await Promise.all([
+        generateIdentity(),
+        generateIdentity(),
+      ]);
+      await using a = new WebRTCTransport({
+        backend: ba,
+        identity: idA,
+        bindAddress: "127.0.0.1",
+      });
+      await using b = new WebRTCTransport({
+        backend: bb,
+        identity: idB,
+        bindAddress: "127.0.0.1",
+      });
+      b.handle("/echo/1.0.0", (s) => s.readable.pipeTo(s.writable));
+      const [sa, sb] = memorySignalingPair();
+      const options = { candidateFilter: isLoopback, timeout: 20_000 };
+      const [ca, cb] = await Promise.all([
+        a.connect(sa, { ...options, remotePeer: idB.peerId, role: "offerer" }),
+        b.connect(sb, {
+          ...options,
+          remotePeer: idA.peerId.toString(),
+          role: "answerer",
+        }),
+      ]);
+      strictEqual(ca.remotePeer.toString(), idB.peerId.toString());
+      strictEqual(cb.remotePeer.toString(), idA.peerId.toString());
+      strictEqual(ca.remoteAddr, `/webrtc/p2p/${idB.peerId}`);
+      strictEqual(ca.direction, "outbound");
+      strictEqual(cb.direction, "inbound");
+      ok(a.connections.has(ca) && b.connections.has(cb));
+      const pinging = await cb.newStream(PING_PROTOCOL);
+      ok((await ping(pinging)) >= 0);
+      await pinging.close();
+      const stream = await ca.newStream("/echo/1.0.0");
+      const data = randomBytes(random(11), 1024 * 1024);
+      const [, echoed] = await Promise.all([
+        writeAndClose(stream, data),
+        readAll(stream.readable),
+      ]);
+      assertBytes(echoed, data);
     },
   );
 

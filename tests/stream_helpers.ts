@@ -67,7 +67,7 @@ export function assertBytes(actual: Uint8Array, expected: Uint8Array): void {
 
 /** Writes `data` through the stream's writable and closes it (FIN). */
 export async function writeAndClose(
-  stream: WebRTCStream,
+  stream: { writable: WritableStream<Uint8Array> },
   data: Uint8Array,
 ): Promise<void> {
   const writer = stream.writable.getWriter();

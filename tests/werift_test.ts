@@ -40,6 +40,7 @@ import {
 import { streamScenariosOver } from "./backend_stream_cases.ts";
 import { conformanceSuite } from "./conformance/suite.ts";
 import { interopCases, interopFailureCases } from "./interop_cases.ts";
+import { negotiationCases } from "./negotiation_cases.ts";
 import { random, randomBytes } from "./random.ts";
 
 const LOOPBACK = { bindAddress: "127.0.0.1" } as const;
@@ -925,3 +926,15 @@ const settleWerift = (backend: PeerConnectionBackend) =>
   (backend as ReturnType<typeof werift>).idle(AbortSignal.timeout(15_000));
 interopCases("werift", () => Promise.resolve(werift()), settleWerift);
 interopFailureCases("werift", () => Promise.resolve(werift()), settleWerift);
+
+// `/webrtc` over werift: the offer/answer flow and transports connecting.
+negotiationCases(
+  "werift",
+  () => {
+    const backend = werift();
+    return Promise.resolve({ a: backend, b: backend });
+  },
+  async (backends) => {
+    for (const backend of backends) await settleWerift(backend);
+  },
+);
