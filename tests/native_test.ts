@@ -14,3 +14,4 @@ import "./libdatachannel_cases.ts";
 import "./native_protocol_cases.ts";
 import "./mixed_backends_cases.ts";
 import "./browser_cases.ts";
+import "./browser_direct_cases.ts";

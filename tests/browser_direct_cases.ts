@@ -1,0 +1,260 @@
+/**
+ * Headless Chromium dials a p2prtc WebRTC-Direct listener in this process
+ * (libdatachannel, on 127.0.0.1, answering `/echo/1.0.0`):
+ *
+ * - with p2prtc itself in the page (`browser/direct_dial_entry.ts`: the
+ *   browser backend, a fresh identity), which pings the listener and echoes
+ *   1 MiB;
+ * - with js-libp2p in the page (`browser/libp2p_dial_entry.ts`: `libp2p`,
+ *   `@libp2p/webrtc`'s `webRTCDirect()`, identify and ping), which pings
+ *   it, learns its agent version in identify and echoes 1 MiB.
+ *
+ * The page checks the echo byte for byte and reports its timings; the test
+ * checks both ends authenticated the other's peer id, and that nothing is
+ * left open on either side.
+ *
+ * Registered by `native_test.ts` (the listener is libdatachannel). Without
+ * Chromium the tests are ignored locally and fail under CI (`CI` set).
+ *
+ * @module
+ */
+
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { libdatachannel } from "../backends/libdatachannel.ts";
+import type { WebRTCConnection } from "../core/connection.ts";
+import type { WebRTCDirectListener } from "../core/direct_listen.ts";
+import { generateIdentity } from "../core/identity.ts";
+import { AGENT_VERSION, WebRTCTransport } from "../core/transport.ts";
+import {
+  type BrowserPage,
+  CHROMIUM_PATH,
+  chromiumInstalled,
+  startBrowserPage,
+} from "./browser/browser_page.ts";
+import type { DirectDialPageApi } from "./browser/direct_dial_entry.ts";
+import type { Libp2pDialPageApi } from "./browser/libp2p_dial_entry.ts";
+import type { DialEchoPageApi, DialEchoResult } from "./browser/page_echo.ts";
+import { waitFor } from "./conformance/connect.ts";
+import { bundleForBrowser } from "./browser/bundle.ts";
+
+const IN_CI = Deno.env.get("CI") !== undefined;
+const INSTALLED = chromiumInstalled();
+const ECHO = "/echo/1.0.0";
+const SIZE = 1024 * 1024;
+/** The page's bound for dial, ping and echo together. */
+const PAGE_MS = 30_000;
+/** Every other wait. */
+const STEP_MS = 20_000;
+/** What the last handle check says when it fails. */
+const LEFT_OPEN =
+  "libdatachannel handles left open (peer connections, data channels, UDP listeners)";
+/** Page console lines kept for a failure report. */
+const CONSOLE_LINES = 200;
+
+/** A p2prtc listener on loopback whose every connection echoes. */
+interface EchoListener extends AsyncDisposable {
+  transport: WebRTCTransport;
+  listener: WebRTCDirectListener;
+  /**
+   * Closes the listener and its connections, waits for libdatachannel to
+   * stop, and returns the handles still open (peer connections, data
+   * channels, UDP listeners). Disposing does the same, without the count.
+   */
+  close(): Promise<[number, number, number]>;
+}
+
+async function echoListener(): Promise<EchoListener> {
+  const backend = await libdatachannel();
+  const transport = new WebRTCTransport({
+    backend,
+    identity: await generateIdentity(),
+  });
+  transport.handle(ECHO, (stream) => stream.readable.pipeTo(stream.writable));
+  const listener = await transport.listen("/ip4/127.0.0.1/udp/0/webrtc-direct");
+  const close = async (): Promise<[number, number, number]> => {
+    await listener[Symbol.asyncDispose]();
+    await transport[Symbol.asyncDispose]();
+    await backend.idle(AbortSignal.timeout(STEP_MS));
+    const left = backend.openHandles();
+    return [left.peerConnections, left.dataChannels, left.udpListeners ?? 0];
+  };
+  // A failed test still closes everything, and its own error is reported.
+  return {
+    transport,
+    listener,
+    close,
+    [Symbol.asyncDispose]: async () => void await close(),
+  };
+}
+
+/** Waits at most {@linkcode STEP_MS} for `promise`. */
+function settled<T>(promise: Promise<T>, what: string): Promise<T> {
+  return waitFor<T>(what, AbortSignal.timeout(STEP_MS), (done, fail) => {
+    promise.then(done, fail);
+  });
+}
+
+const NODE_URL_SHIM = new URL("./browser/node_url_shim.ts", import.meta.url);
+
+/**
+ * Bundles `entry` into `dir` with its `node:url` import pointed at
+ * `browser/node_url_shim.ts`, and returns the bundle, which the driver
+ * bundles again (it then has nothing left to resolve). A workaround: see
+ * the shim for why, and drop this once the core no longer imports
+ * `node:url`.
+ */
+async function withoutNodeUrl(entry: URL, dir: string): Promise<URL> {
+  const bundled = `${dir}/entry.js`;
+  await bundleForBrowser(entry, bundled);
+  const code = await Deno.readTextFile(bundled);
+  await Deno.writeTextFile(
+    bundled,
+    code.replaceAll(
+      /from\s*"node:url"/g,
+      `from ${JSON.stringify(NODE_URL_SHIM.pathname)}`,
+    ),
+  );
+  return new URL(`file://${bundled}`);
+}
+
+/** Opens a page running `entry`, keeping its last console lines. */
+async function openPage<Api>(entry: URL) {
+  const lines: string[] = [];
+  let page: BrowserPage<Api>;
+  try {
+    page = await startBrowserPage<Api>({
+      onEvent: () => {},
+      onConsole: (line) => {
+        lines.push(line);
+        if (lines.length > CONSOLE_LINES) lines.shift();
+      },
+      entry,
+      callTimeoutMs: PAGE_MS + STEP_MS,
+    });
+  } catch (error) {
+    // A module that fails to load says why only on the console.
+    throw new Error(
+      `the page ${entry.pathname} did not start; its console:\n${
+        lines.join("\n")
+      }`,
+      { cause: error },
+    );
+  }
+  return { page, lines };
+}
+
+/**
+ * Has the page dial the listener, ping it and echo 1 MiB while the
+ * listener accepts; checks that each end authenticated the other, prints
+ * the page's figures and returns the accepted connection and the report.
+ */
+async function dialFromPage(
+  server: EchoListener,
+  page: BrowserPage<DialEchoPageApi>,
+  lines: readonly string[],
+  what: string,
+): Promise<{ inbound: WebRTCConnection; result: DialEchoResult }> {
+  const { listener, transport } = server;
+  const pagePeer = await page.call("peerId");
+  const seed = crypto.getRandomValues(new Uint32Array(1))[0];
+  const accepted = listener.accept();
+  // Awaited below; the page failing first must not leave it unhandled.
+  accepted.catch(() => {});
+  let result: DialEchoResult;
+  try {
+    result = await page.call("dialEcho", listener.addr, SIZE, seed, PAGE_MS);
+  } catch (error) {
+    throw new Error(
+      `the page failed (seed ${seed}); its console:\n${lines.join("\n")}`,
+      { cause: error },
+    );
+  }
+  const inbound = await settled(accepted, "the listener to accept");
+  strictEqual(result.remotePeer, transport.identity.peerId.toString());
+  strictEqual(inbound.remotePeer.toString(), pagePeer);
+  strictEqual(inbound.direction, "inbound");
+  strictEqual(result.bytes, SIZE);
+  console.log(
+    `  ${what} in Chromium ${page.version}: dial ${result.dialMs.toFixed(0)} ` +
+      `ms, ping ${result.pingMs.toFixed(1)} ms, 1 MiB echoed in ` +
+      `${result.echoMs.toFixed(0)} ms (${
+        (SIZE / 1e6 / (result.echoMs / 1000)).toFixed(1)
+      } MB/s each way)`,
+  );
+  return { inbound, result };
+}
+
+/** Fails under CI when Chromium is missing; otherwise the test is ignored. */
+function needChromium(): void {
+  if (!INSTALLED) {
+    throw new Error(
+      `Chromium is needed under CI and is not at ${CHROMIUM_PATH}: ` +
+        "apt-get install -y --no-install-recommends chromium",
+    );
+  }
+}
+
+Deno.test({
+  name:
+    "browser direct: p2prtc in headless Chromium dials a p2prtc listener and echoes 1 MiB",
+  ignore: !INSTALLED && !IN_CI,
+  async fn() {
+    needChromium();
+    await using server = await echoListener();
+    const dir = await Deno.makeTempDir({ prefix: "p2prtc-direct-page-" });
+    await using _dir = {
+      [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
+    };
+    const { page, lines } = await openPage<DirectDialPageApi>(
+      await withoutNodeUrl(
+        new URL("./browser/direct_dial_entry.ts", import.meta.url),
+        dir,
+      ),
+    );
+    await using _page = page;
+    ok(
+      await page.call("directDial"),
+      "Chromium refused munged ICE credentials",
+    );
+    const { inbound } = await dialFromPage(server, page, lines, "p2prtc");
+
+    // The page closing its side is seen here, and nothing is left there.
+    deepStrictEqual(await page.call("close", STEP_MS), {
+      peerConnections: 0,
+      dataChannels: 0,
+    });
+    await settled(inbound.closed, "the listener to see the close");
+    strictEqual(server.transport.connections.size, 0);
+    deepStrictEqual(await server.close(), [0, 0, 0], LEFT_OPEN);
+  },
+});
+
+Deno.test({
+  name:
+    "browser direct: js-libp2p in headless Chromium dials a p2prtc listener, pings it and echoes 1 MiB",
+  ignore: !INSTALLED && !IN_CI,
+  async fn() {
+    needChromium();
+    await using server = await echoListener();
+    const { page, lines } = await openPage<Libp2pDialPageApi>(
+      new URL("./browser/libp2p_dial_entry.ts", import.meta.url),
+    );
+    await using _page = page;
+    const { inbound, result } = await dialFromPage(
+      server,
+      page,
+      lines,
+      "js-libp2p",
+    );
+    // js-libp2p ran identify against the listener.
+    strictEqual(result.agentVersion, AGENT_VERSION);
+
+    deepStrictEqual(await page.call("stop", STEP_MS), {
+      peerConnections: 0,
+      connections: 0,
+    });
+    await settled(inbound.closed, "the listener to see the close");
+    strictEqual(server.transport.connections.size, 0);
+    deepStrictEqual(await server.close(), [0, 0, 0], LEFT_OPEN);
+  },
+});
