@@ -18,6 +18,7 @@ import {
   type MultistreamOptions,
   type NegotiatedStream,
   select,
+  selectLazy,
 } from "./multistream.ts";
 import { INIT_CHANNEL_LABEL } from "./negotiation.ts";
 import { type StreamOptions, WebRTCStream } from "./stream.ts";
@@ -59,6 +60,14 @@ export interface NewStreamOptions {
   signal?: AbortSignal;
   /** The negotiation time limit, in ms. Default 10 000. */
   timeout?: number;
+  /**
+   * Negotiate lazily: the proposal goes out at once and the application may
+   * write straight behind it, in the channel's first messages, without
+   * waiting a round trip for the peer's answer (`selectLazy`). Only for a
+   * peer known to speak the protocol, which must then be the only one
+   * given. Default `false`.
+   */
+  lazy?: boolean;
 }
 
 /** The connection is closed; nothing more can be done on it. */
@@ -158,24 +167,35 @@ export class WebRTCConnection implements AsyncDisposable {
    *
    * @throws {ConnectionClosedError} if the connection is closed.
    * @throws {import("./errors.ts").ProtocolNegotiationError} if the peer
-   * speaks none of them.
+   * speaks none of them (with `lazy`, the stream's `confirmed` and readable
+   * reject with it instead).
+   * @throws {TypeError} for an invalid protocol id, or `lazy` with more than
+   * one protocol.
    */
   async newStream(
     protocols: string | string[],
     options: NewStreamOptions = {},
   ): Promise<NegotiatedStream> {
     if (this.#isClosed) throw new ConnectionClosedError();
+    const list = typeof protocols === "string" ? [protocols] : protocols;
+    if (options.lazy && list.length !== 1) {
+      throw new TypeError("a lazy negotiation proposes exactly one protocol");
+    }
     const stream = this.#track(
       new WebRTCStream(
         this.#pc.createDataChannel(""),
         this.#options.streamOptions,
       ),
     );
-    return await select(
-      stream,
-      typeof protocols === "string" ? [protocols] : protocols,
-      options,
-    );
+    const negotiation = { signal: options.signal, timeout: options.timeout };
+    try {
+      if (options.lazy) return selectLazy(stream, list[0], negotiation);
+      return await select(stream, list, negotiation);
+    } catch (error) {
+      // A bad protocol id fails before negotiation could reset the channel.
+      stream.reset();
+      throw error;
+    }
   }
 
   /**

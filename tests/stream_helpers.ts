@@ -76,6 +76,50 @@ export async function writeAndClose(
 }
 
 /**
+ * Writes `data`, then half-closes with `closeWrite()` (FIN, then FIN_ACK).
+ * Unlike `writer.close()`, which rejects with a bare `TypeError` once the
+ * writable has errored (the Web Streams rule), a reset that lands between
+ * the write and the close rejects here with the stream's own typed error.
+ */
+export async function writeAndCloseWrite(
+  stream: {
+    writable: WritableStream<Uint8Array>;
+    closeWrite(): Promise<void>;
+  },
+  data: Uint8Array,
+): Promise<void> {
+  const writer = stream.writable.getWriter();
+  try {
+    await writer.write(data);
+  } finally {
+    writer.releaseLock();
+  }
+  await stream.closeWrite();
+}
+
+/**
+ * Opens `protocol` (an echo) on `conn`, sends `data` and its FIN, and
+ * asserts the same bytes come back.
+ */
+export async function echoOnce(
+  conn: {
+    newStream(protocol: string): Promise<{
+      readable: ReadableStream<Uint8Array>;
+      writable: WritableStream<Uint8Array>;
+    }>;
+  },
+  data: Uint8Array,
+  protocol = "/echo/1.0.0",
+): Promise<void> {
+  const stream = await conn.newStream(protocol);
+  const [back] = await Promise.all([
+    readAll(stream.readable),
+    writeAndClose(stream, data),
+  ]);
+  assertBytes(back, data);
+}
+
+/**
  * Reads one chunk, giving up when `signal` aborts. Giving up releases the
  * reader's lock, which rejects the pending read without consuming anything,
  * so the next read gets the data this one would have had.
