@@ -162,7 +162,12 @@ export {
   WebRTCDirectListener,
 } from "./core/direct_listen.ts";
 export {
+  exportCertificate,
   generateCertificate,
   type GenerateCertificateOptions,
   type GeneratedCertificate,
+  importCertificate,
+  InvalidCertificateError,
+  loadOrCreateCertificate,
+  type LoadOrCreateCertificateOptions,
 } from "./core/certificate.ts";

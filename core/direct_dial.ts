@@ -2,6 +2,15 @@
  * WebRTC-Direct dialing (libp2p/specs webrtc/webrtc-direct.md): reach a
  * listener from its multiaddr alone, with no signalling.
  *
+ * Two ways to tell the listener our ICE password exist. v1, what every
+ * deployed listener speaks: the dialer sets its own ICE ufrag and password
+ * to one random `libp2p+webrtc+v1/…` string (SDP munging). v2 (draft, specs
+ * PR #715): the dialer keeps the credentials its stack generated and puts
+ * `libp2p+webrtc+v2/<its password>` in the answer it builds, which the
+ * listener reads back from the STUN USERNAME; no munging, so stacks that
+ * refuse it (browsers with `WebRTC-NoSdpMangleUfrag`) can dial too. Our
+ * listener accepts both on one port; js-libp2p's speaks v1 only.
+ *
  * The listener's answer is built locally from the address; the stack checks
  * the listener's DTLS certificate against the certhash; then Noise XX runs on
  * channel 0 with the dialer as responder, binding both fingerprints in the
@@ -22,9 +31,10 @@ import { type Identity, libp2pPrivateKey } from "./identity.ts";
 import { parseWebRTCDirectMultiaddr } from "./multiaddr.ts";
 import { noiseHandshake, noiseRoleOf } from "./noise.ts";
 import { noisePrologue } from "./noise_prologue.ts";
-import { buildServerAnswer } from "./sdp.ts";
+import { sameFingerprint } from "./certificate.ts";
+import { buildServerAnswer, readIcePwd } from "./sdp.ts";
 import { type StreamOptions, WebRTCStream } from "./stream.ts";
-import { generateUfrag } from "./ufrag.ts";
+import { generateUfrag, serverUfragV2 } from "./ufrag.ts";
 
 /** Options for {@linkcode dialDirect}. */
 export interface DirectDialOptions {
@@ -42,6 +52,13 @@ export interface DirectDialOptions {
   streamOptions?: StreamOptions;
   /** Protocol handlers the connection starts with. */
   handlers?: ReadonlyMap<string, StreamHandler>;
+  /**
+   * The WebRTC-Direct ufrag scheme: `1` (default: every listener deployed
+   * today, js-libp2p's included) or `2` (the draft without SDP munging,
+   * which go-libp2p's master and p2prtc's listener accept; it works with a
+   * backend whose `capabilities.directDial` is `false`).
+   */
+  ufragVersion?: 1 | 2;
 }
 
 /**
@@ -62,6 +79,10 @@ export interface DirectDialOptions {
  * @throws {import("./errors.ts").PeerIdMismatchError} when the listener is
  * not the peer in `/p2p/`.
  * @throws {import("./errors.ts").TimeoutError} past `timeout`.
+ * @throws {NotSupportedError} for v1 with a backend that cannot set its ICE
+ * credentials.
+ * @throws {import("./errors.ts").InvalidIceCredentialError} in v2, if the
+ * stack's ICE password breaks the grammar or is too long to carry.
  */
 export async function dialDirect(
   addr: string,
@@ -72,11 +93,16 @@ export async function dialDirect(
     ? undefined
     : peerIdFromString(target.peerId);
   const { backend } = options;
-  if (!backend.capabilities.directDial) {
+  const version = options.ufragVersion ?? 1;
+  if (version !== 1 && version !== 2) {
+    throw new RangeError(`ufragVersion is 1 or 2, not ${version}`);
+  }
+  // v2 leaves the stack's own credentials alone, so any backend can dial.
+  if (version === 1 && !backend.capabilities.directDial) {
     throw new NotSupportedError(
       `the ${backend.name} backend cannot set its ICE credentials, which ` +
-        "WebRTC-Direct dialing needs; use a backend whose " +
-        "capabilities.directDial is true, such as libdatachannel",
+        "WebRTC-Direct v1 dialing needs; dial with ufragVersion 2, or use a " +
+        "backend whose capabilities.directDial is true, such as libdatachannel",
     );
   }
   const certhash = target.certhashes[0];
@@ -105,9 +131,17 @@ export async function dialDirect(
   const stopWatching = watchFailure(pc, failed);
 
   try {
-    const ufrag = generateUfrag();
     const offer = await pc.createOffer();
-    await pc.setLocalDescription(offer, { ufrag, pwd: ufrag });
+    let ufrag: string;
+    if (version === 1) {
+      ufrag = generateUfrag();
+      await pc.setLocalDescription(offer, { ufrag, pwd: ufrag });
+    } else {
+      await pc.setLocalDescription(offer);
+      // Checked against the ICE grammar (and the 256-character bound of the
+      // result) before it reaches the answer.
+      ufrag = serverUfragV2(readIcePwd(pc.localDescription?.sdp ?? offer.sdp));
+    }
     await pc.setRemoteDescription({
       type: "answer",
       sdp: buildServerAnswer({
@@ -136,7 +170,7 @@ export async function dialDirect(
 
     // The stack refused any other certificate in DTLS; check what it saw too.
     const seen = pc.remoteFingerprint();
-    if (seen && !sameBytes(seen.digest, certhash.digest)) {
+    if (seen && !sameFingerprint(seen, certhash)) {
       throw new ConnectionFailedError(
         "the listener's DTLS certificate does not match the certhash",
       );
@@ -178,8 +212,4 @@ function watchFailure(
 /** The media id of the first m-line, which the answer must repeat. */
 function readMid(sdp: string): string | undefined {
   return /^a=mid:(\S+)\r?$/m.exec(sdp)?.[1];
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }

@@ -17,6 +17,7 @@
 
 import type {
   CertificateFingerprint,
+  CertificatePem,
   DirectUdpListener,
   PeerConnection,
   PeerConnectionBackend,
@@ -25,6 +26,9 @@ import type {
 import {
   generateCertificate,
   type GeneratedCertificate,
+  importCertificate,
+  InvalidCertificateError,
+  sameFingerprint,
 } from "./certificate.ts";
 import {
   ConnectionClosedError,
@@ -53,11 +57,20 @@ export interface DirectListenerOptions {
   identity: Identity;
   /**
    * The DTLS certificate of every connection of this listener, whose hash is
-   * the advertised certhash. Default: a fresh ECDSA P-256 one, valid 14
+   * the advertised certhash: pass the same one (from
+   * `loadOrCreateCertificate`, say) to keep the address across restarts.
+   * A {@linkcode GeneratedCertificate} or just its PEM pair; either way it
+   * must be an ECDSA P-256 certificate with its own key, and a given
+   * fingerprint must be that certificate's. Its validity dates are not
+   * checked (peers compare only the hash). Default: a fresh one, valid 14
    * days.
    */
-  certificate?: GeneratedCertificate;
-  /** Handshakes under way at once; more dialers are ignored. Default 128. */
+  certificate?: GeneratedCertificate | CertificatePem;
+  /**
+   * Handshakes under way at once; the first STUN request of any further
+   * dialer is ignored before anything is allocated for it (the dialer
+   * retransmits, and gets in once a slot frees). Default 128, as go.
+   */
   maxInFlightHandshakes?: number;
   /**
    * The time limit from the first STUN request to the end of Noise, in ms;
@@ -79,9 +92,23 @@ export interface DirectListenerOptions {
   onConnection?: (connection: WebRTCConnection) => void;
   /** Options for the connections' streams. */
   streamOptions?: StreamOptions;
+  /**
+   * Inbound streams each connection may have negotiating at once; more are
+   * reset with `RESOURCE_LIMIT_EXCEEDED`. Default 256 (see
+   * `ConnectionOptions.maxPendingInboundStreams`).
+   */
+  maxPendingInboundStreams?: number;
   /** Protocol handlers every connection starts with. */
   handlers?: ReadonlyMap<string, StreamHandler>;
 }
+
+/** The limits of {@linkcode DirectListenerOptions} that must be positive integers. */
+const LIMITS = [
+  "maxInFlightHandshakes",
+  "handshakeTimeout",
+  "acceptQueueSize",
+  "maxPendingInboundStreams",
+] as const;
 
 /** The address to listen on, read from `/ip4|ip6/<ip>/udp/<port>/webrtc-direct`. */
 interface ListenAddress {
@@ -159,6 +186,7 @@ export class WebRTCDirectListener
   }[] = [];
   #inFlight = 0;
   #dropped = 0;
+  #refused = 0;
   #isClosed = false;
   #resolveClosed!: () => void;
 
@@ -200,6 +228,15 @@ export class WebRTCDirectListener
    */
   get droppedStunRequests(): number {
     return this.#dropped;
+  }
+
+  /**
+   * STUN requests of new dialers ignored because `maxInFlightHandshakes`
+   * handshakes were under way, counted for monitoring (a dialer that keeps
+   * retransmitting counts once per request).
+   */
+  get refusedHandshakes(): number {
+    return this.#refused;
   }
 
   /** Handshakes under way now. */
@@ -294,7 +331,10 @@ export class WebRTCDirectListener
       return;
     }
     if (this.#sessions.has(username.serverUfrag)) return;
-    if (this.#inFlight >= (this.#options.maxInFlightHandshakes ?? 128)) return;
+    if (this.#inFlight >= (this.#options.maxInFlightHandshakes ?? 128)) {
+      this.#refused++;
+      return;
+    }
     const session: Session = { abort: new AbortController() };
     this.#sessions.set(username.serverUfrag, session);
     this.#inFlight++;
@@ -343,6 +383,7 @@ export class WebRTCDirectListener
         direction: "inbound",
         streamOptions: this.#options.streamOptions,
         handlers: this.#options.handlers,
+        maxPendingInboundStreams: this.#options.maxPendingInboundStreams,
         onClose: () => {
           if (this.#sessions.get(username.serverUfrag) === session) {
             this.#sessions.delete(username.serverUfrag);
@@ -439,6 +480,8 @@ export class WebRTCDirectListener
  *
  * @throws {InvalidMultiaddrError} for any other address.
  * @throws {NotSupportedError} if the backend cannot listen.
+ * @throws {InvalidCertificateError} if `certificate` is unusable.
+ * @throws {RangeError} if a limit or time limit is not a positive integer.
  * @throws {import("./errors.ts").ListenFailedError} if the port cannot be
  * bound.
  */
@@ -457,7 +500,15 @@ export async function listenDirect(
         "libdatachannel backend",
     );
   }
-  const certificate = options.certificate ?? await generateCertificate();
+  for (const name of LIMITS) {
+    const value = options[name];
+    if (value !== undefined && !(Number.isSafeInteger(value) && value > 0)) {
+      throw new RangeError(`${name} must be a positive integer, not ${value}`);
+    }
+  }
+  const certificate = options.certificate === undefined
+    ? await generateCertificate()
+    : await checkedCertificate(options.certificate);
   // The listener registers its handler once it exists; requests that come
   // before are dropped (the dialer retransmits).
   const onStun = { handler: (_request: StunRequest) => {} };
@@ -472,6 +523,29 @@ export async function listenDirect(
     udp.close();
     throw error;
   }
+}
+
+/**
+ * A caller's certificate, read from its PEM: a bad one fails here with a
+ * clear error rather than later in DTLS, and a fingerprint given with it
+ * must be the PEM's, since it becomes the advertised certhash.
+ */
+async function checkedCertificate(
+  given: GeneratedCertificate | CertificatePem,
+): Promise<GeneratedCertificate> {
+  const generated = "pem" in given ? given : undefined;
+  const certificate = await importCertificate(
+    generated?.pem ?? given as CertificatePem,
+  );
+  if (
+    generated !== undefined &&
+    !sameFingerprint(generated.fingerprint, certificate.fingerprint)
+  ) {
+    throw new InvalidCertificateError(
+      "the fingerprint given is not that of the certificate's PEM",
+    );
+  }
+  return certificate;
 }
 
 /** Resolves once `pc` is connected; rejects if it fails or `signal` aborts. */

@@ -36,8 +36,8 @@ import {
 } from "@libp2p/crypto/keys";
 import type { PrivateKey as Libp2pPrivateKey } from "@libp2p/interface";
 import { peerIdFromPrivateKey } from "@libp2p/peer-id";
-import { fileURLToPath } from "node:url";
 import { InvalidPrivateKeyError } from "./errors.ts";
+import { readIfExists, secretPath, writeIfAbsent } from "./secret_file.ts";
 
 /**
  * A libp2p peer ID: the `PeerId` of `@libp2p/interface`, narrowed to what
@@ -149,41 +149,12 @@ export function importIdentity(bytes: Uint8Array): Identity {
 export async function loadOrCreateIdentity(
   path: string | URL,
 ): Promise<Identity> {
-  const file = path instanceof URL ? fileURLToPath(path) : path;
+  const file = secretPath(path);
   const existing = await readIfExists(file);
   if (existing !== undefined) return importFrom(existing, file);
   const identity = await generateIdentity();
-  if (await publish(file, exportIdentity(identity))) return identity;
+  if (await writeIfAbsent(file, exportIdentity(identity))) return identity;
   return importFrom(await Deno.readFile(file), file);
-}
-
-/**
- * Writes `bytes` to `path` unless a file is already there, and tells whether
- * it did. The key goes to a private temporary file first and is then linked
- * into place, so nobody ever reads a half-written key, and a file that
- * appeared meanwhile is never replaced.
- */
-async function publish(path: string, bytes: Uint8Array): Promise<boolean> {
-  const temporary = `${path}.${crypto.randomUUID()}.tmp`;
-  await Deno.writeFile(temporary, bytes, { mode: 0o600, createNew: true });
-  try {
-    await Deno.link(temporary, path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.AlreadyExists) return false;
-    throw error;
-  } finally {
-    await Deno.remove(temporary);
-  }
-}
-
-async function readIfExists(path: string): Promise<Uint8Array | undefined> {
-  try {
-    return await Deno.readFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
-  }
 }
 
 function importFrom(bytes: Uint8Array, path: string | undefined): Identity {

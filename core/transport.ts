@@ -48,6 +48,12 @@ export interface DialOptions {
   signal?: AbortSignal;
   /** The time limit of the dial, in ms. Default 20 000. */
   timeout?: number;
+  /**
+   * The WebRTC-Direct ufrag scheme: `1` (default, what every deployed
+   * listener speaks) or `2` (the draft without SDP munging); see
+   * `DirectDialOptions.ufragVersion`.
+   */
+  ufragVersion?: 1 | 2;
 }
 
 /** Options for {@linkcode WebRTCTransport.connect}. */

@@ -1,9 +1,15 @@
 /**
  * Echo over WebRTC-Direct on loopback.
  *
- * - `deno run -P=demo examples/echo.ts listen [--backend NAME]` listens on
- *   127.0.0.1, prints its dialable multiaddr on a line of its own, and echoes
- *   every `/echo/1.0.0` stream until stopped.
+ * - `deno run -P=demo examples/echo.ts listen [--port N] [--backend NAME]`
+ *   listens on 127.0.0.1 (port 0, any free one, by default), prints its
+ *   dialable multiaddr on a line of its own, and echoes every `/echo/1.0.0`
+ *   stream until stopped (Ctrl-C).
+ * - `listen --port N --cert-file FILE --identity-file FILE` keeps the same
+ *   multiaddr across restarts: the DTLS certificate (hence the certhash) and
+ *   the libp2p key (hence the peer id) are loaded from the files, or made
+ *   and saved there (mode 0600) on the first run, which needs
+ *   `--allow-write` for them on top of `-P=demo`.
  * - `deno run -P=demo examples/echo.ts dial <multiaddr> --bytes N [--backend NAME]`
  *   opens `/echo/1.0.0`, sends N random bytes, checks the same bytes come
  *   back, prints the throughput, and exits 0 only then.
@@ -17,7 +23,8 @@
 
 import { parseArgs } from "node:util";
 import type { PeerConnectionBackend } from "../core/backend.ts";
-import { generateIdentity } from "../core/identity.ts";
+import { loadOrCreateCertificate } from "../core/certificate.ts";
+import { generateIdentity, loadOrCreateIdentity } from "../core/identity.ts";
 import { WebRTCTransport } from "../core/transport.ts";
 
 const ECHO = "/echo/1.0.0";
@@ -34,10 +41,15 @@ async function loadBackend(name: string): Promise<PeerConnectionBackend> {
   }
 }
 
-async function transport(backend: string): Promise<WebRTCTransport> {
+async function transport(
+  backend: string,
+  identityFile?: string,
+): Promise<WebRTCTransport> {
   const node = new WebRTCTransport({
     backend: await loadBackend(backend),
-    identity: await generateIdentity(),
+    identity: identityFile === undefined
+      ? await generateIdentity()
+      : await loadOrCreateIdentity(identityFile),
     bindAddress: "127.0.0.1",
   });
   node.handle(ECHO, (stream) => stream.readable.pipeTo(stream.writable));
@@ -57,7 +69,9 @@ async function dial(
   );
   const chunk = crypto.getRandomValues(new Uint8Array(Math.min(size, 65536)));
   const payload = new Uint8Array(size);
-  for (let i = 0; i < size; i += chunk.length) payload.set(chunk, i);
+  for (let i = 0; i < size; i += chunk.length) {
+    payload.set(chunk.subarray(0, size - i), i);
+  }
 
   const echoStarted = performance.now();
   await using echo = await connection.newStream(ECHO);
@@ -94,6 +108,9 @@ async function main(): Promise<number> {
     options: {
       bytes: { type: "string", default: String(10 * 1024 * 1024) },
       backend: { type: "string", default: "libdatachannel" },
+      port: { type: "string", default: "0" },
+      "cert-file": { type: "string" },
+      "identity-file": { type: "string" },
     },
   });
   const [command, addr] = positionals;
@@ -103,8 +120,18 @@ async function main(): Promise<number> {
   }
 
   if (command === "listen") {
-    const node = await transport(values.backend);
-    const listener = await node.listen("/ip4/127.0.0.1/udp/0/webrtc-direct");
+    const port = Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      throw new Error(`--port must be from 0 to 65535, not ${values.port}`);
+    }
+    const certFile = values["cert-file"];
+    const node = await transport(values.backend, values["identity-file"]);
+    const listener = await node.listen(
+      `/ip4/127.0.0.1/udp/${port}/webrtc-direct`,
+      certFile === undefined
+        ? {}
+        : { certificate: await loadOrCreateCertificate(certFile) },
+    );
     console.log(listener.addr);
     Deno.addSignalListener("SIGINT", () => {
       listener.close();

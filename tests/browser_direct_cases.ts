@@ -35,7 +35,6 @@ import type { DirectDialPageApi } from "./browser/direct_dial_entry.ts";
 import type { Libp2pDialPageApi } from "./browser/libp2p_dial_entry.ts";
 import type { DialEchoPageApi, DialEchoResult } from "./browser/page_echo.ts";
 import { waitFor } from "./conformance/connect.ts";
-import { bundleForBrowser } from "./browser/bundle.ts";
 
 const IN_CI = Deno.env.get("CI") !== undefined;
 const INSTALLED = chromiumInstalled();
@@ -92,29 +91,6 @@ function settled<T>(promise: Promise<T>, what: string): Promise<T> {
   return waitFor<T>(what, AbortSignal.timeout(STEP_MS), (done, fail) => {
     promise.then(done, fail);
   });
-}
-
-const NODE_URL_SHIM = new URL("./browser/node_url_shim.ts", import.meta.url);
-
-/**
- * Bundles `entry` into `dir` with its `node:url` import pointed at
- * `browser/node_url_shim.ts`, and returns the bundle, which the driver
- * bundles again (it then has nothing left to resolve). A workaround: see
- * the shim for why, and drop this once the core no longer imports
- * `node:url`.
- */
-async function withoutNodeUrl(entry: URL, dir: string): Promise<URL> {
-  const bundled = `${dir}/entry.js`;
-  await bundleForBrowser(entry, bundled);
-  const code = await Deno.readTextFile(bundled);
-  await Deno.writeTextFile(
-    bundled,
-    code.replaceAll(
-      /from\s*"node:url"/g,
-      `from ${JSON.stringify(NODE_URL_SHIM.pathname)}`,
-    ),
-  );
-  return new URL(`file://${bundled}`);
 }
 
 /** Opens a page running `entry`, keeping its last console lines. */
@@ -201,15 +177,8 @@ Deno.test({
   async fn() {
     needChromium();
     await using server = await echoListener();
-    const dir = await Deno.makeTempDir({ prefix: "p2prtc-direct-page-" });
-    await using _dir = {
-      [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
-    };
     const { page, lines } = await openPage<DirectDialPageApi>(
-      await withoutNodeUrl(
-        new URL("./browser/direct_dial_entry.ts", import.meta.url),
-        dir,
-      ),
+      new URL("./browser/direct_dial_entry.ts", import.meta.url),
     );
     await using _page = page;
     ok(

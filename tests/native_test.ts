@@ -15,3 +15,4 @@ import "./native_protocol_cases.ts";
 import "./mixed_backends_cases.ts";
 import "./browser_cases.ts";
 import "./browser_direct_cases.ts";
+import "./direct_robustness_cases.ts";

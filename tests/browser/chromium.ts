@@ -79,16 +79,29 @@ export interface OpenBrowserPageOptions {
 }
 
 const PAGE_ENTRY = new URL("./page_entry.ts", import.meta.url);
-const ASSERT_SHIM = new URL("./assert_shim.ts", import.meta.url);
 
 // `deno bundle --platform=browser` leaves `node:` imports in the bundle;
-// the import map sends `node:assert/strict` (used by shared test code such
-// as the stream scenarios) to a browser-safe shim.
+// the import map sends each to a browser-safe shim, served bundled at its
+// path: `node:assert/strict` is used by shared test code such as the stream
+// scenarios. (Shipped code imports no `node:` module: it must load in a
+// browser as it is.)
+const SHIMS: Record<string, { path: string; source: URL }> = {
+  "node:assert/strict": {
+    path: "/assert.js",
+    source: new URL("./assert_shim.ts", import.meta.url),
+  },
+};
 const INDEX_HTML = `<!doctype html>
 <meta charset="utf-8">
 <title>p2prtc browser test</title>
 <script type="importmap">
-{ "imports": { "node:assert/strict": "/assert.js" } }
+${
+  JSON.stringify({
+    imports: Object.fromEntries(
+      Object.entries(SHIMS).map(([specifier, { path }]) => [specifier, path]),
+    ),
+  })
+}
 </script>
 <script type="module" src="/page.js"></script>
 `;
@@ -114,9 +127,11 @@ export async function openBrowserPage(
     const bundle = `${dir}/page.js`;
     await bundleForBrowser(options.entry ?? PAGE_ENTRY, bundle);
     const script = await Deno.readFile(bundle);
-    const assertBundle = `${dir}/assert.js`;
-    await bundleForBrowser(ASSERT_SHIM, assertBundle);
-    const assertScript = await Deno.readFile(assertBundle);
+    const shims = new Map<string, Uint8Array<ArrayBuffer>>();
+    for (const { path, source } of Object.values(SHIMS)) {
+      await bundleForBrowser(source, `${dir}${path}`);
+      shims.set(path, await Deno.readFile(`${dir}${path}`));
+    }
 
     const server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen() {} },
@@ -132,8 +147,9 @@ export async function openBrowserPage(
             headers: { "content-type": "text/javascript; charset=utf-8" },
           });
         }
-        if (path === "/assert.js") {
-          return new Response(assertScript, {
+        const shim = shims.get(path);
+        if (shim) {
+          return new Response(shim, {
             headers: { "content-type": "text/javascript; charset=utf-8" },
           });
         }
