@@ -78,7 +78,12 @@ import type {
   SessionDescription,
 } from "../core/backend.ts";
 import { NotSupportedError } from "../core/errors.ts";
-import { findFingerprint } from "../core/sdp.ts";
+import {
+  candidateAddress,
+  filterCandidates,
+  findFingerprint,
+  replaceIceCredentials,
+} from "../core/sdp.ts";
 
 // Deno's type library has no WebRTC types, so the few members used here are
 // declared structurally. They are the W3C API's, narrowed to what we touch.
@@ -244,33 +249,6 @@ class BrowserDataChannel implements DataChannel {
   }
 }
 
-/** The address field of a `candidate:` attribute value, if it has one. */
-function candidateAddress(candidate: string): string | undefined {
-  // candidate:<foundation> <component> <transport> <priority> <address> ...
-  return candidate.split(" ", 5)[4];
-}
-
-// RFC 8839 ice-char; CR and LF in particular must never reach the SDP.
-const ICE_UFRAG = /^[A-Za-z0-9+/]{4,256}$/;
-const ICE_PWD = /^[A-Za-z0-9+/]{22,256}$/;
-
-/** Replaces every ICE ufrag and password in an SDP. */
-function withCredentials(sdp: string, credentials: IceCredentials): string {
-  if (!ICE_UFRAG.test(credentials.ufrag)) {
-    throw new RangeError(
-      "an ICE ufrag is 4 to 256 characters from [A-Za-z0-9+/]",
-    );
-  }
-  if (!ICE_PWD.test(credentials.pwd)) {
-    throw new RangeError(
-      "an ICE password is 22 to 256 characters from [A-Za-z0-9+/]",
-    );
-  }
-  return sdp
-    .replace(/^a=ice-ufrag:.*$/gm, `a=ice-ufrag:${credentials.ufrag}`)
-    .replace(/^a=ice-pwd:.*$/gm, `a=ice-pwd:${credentials.pwd}`);
-}
-
 /** Whether an error is the browser refusing a changed SDP. */
 function isMungingRefusal(error: unknown): boolean {
   return (error as { name?: unknown } | null)?.name ===
@@ -343,13 +321,9 @@ class BrowserPeerConnection implements PeerConnection {
   get localDescription(): SessionDescription | null {
     const description = this.#native.localDescription;
     if (description === null) return null;
-    let sdp = description.sdp;
-    if (this.#bindAddress !== undefined) {
-      sdp = sdp.replace(
-        /^a=(candidate:.*)\r?\n/gm,
-        (line, candidate) => this.#wanted(candidate) ? line : "",
-      );
-    }
+    const sdp = this.#bindAddress === undefined
+      ? description.sdp
+      : filterCandidates(description.sdp, (c) => this.#wanted(c));
     return { type: description.type as SessionDescription["type"], sdp };
   }
 
@@ -386,7 +360,9 @@ class BrowserPeerConnection implements PeerConnection {
       await this.#native.setLocalDescription(description);
       return;
     }
-    const sdp = withCredentials(description.sdp, credentials);
+    // Bad credentials, or an SDP with nothing to munge, fail typed here
+    // rather than reach the browser or pass silently.
+    const sdp = replaceIceCredentials(description.sdp, credentials);
     try {
       await this.#native.setLocalDescription({ type: description.type, sdp });
     } catch (error) {
@@ -605,7 +581,7 @@ export async function createBrowserBackend(): Promise<BrowserBackend> {
     const ufrag = "probe" + Array.from(random, (b) => b.toString(16)).join("");
     await probe.setLocalDescription({
       type: "offer",
-      sdp: withCredentials(offer.sdp, { ufrag, pwd: ufrag }),
+      sdp: replaceIceCredentials(offer.sdp, { ufrag, pwd: ufrag }),
     });
     return new BrowserBackend({ directDial: true });
   } catch (error) {

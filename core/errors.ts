@@ -368,3 +368,50 @@ export class ListenFailedError extends P2prtcError {
     super("ERR_LISTEN_FAILED", message, options);
   }
 }
+
+/**
+ * A signalling exchange was aborted: by this side, by the peer, or because
+ * the channel under it failed (a reset relay stream, say). The underlying
+ * reason, when there is one, is the `cause`.
+ */
+export class SignalingAbortedError extends P2prtcError {
+  /** Makes the error, keeping the abort reason as `cause`. */
+  constructor(reason?: unknown) {
+    super("ERR_SIGNALING_ABORTED", "the signalling channel was aborted", {
+      cause: reason,
+    });
+  }
+}
+
+/** A signalling message is larger than the limit in force. */
+export class SignalingMessageTooLargeError extends P2prtcError {
+  /**
+   * The size of the message in bytes, length prefix not counted; `Infinity`
+   * when its length prefix alone ran past the limit.
+   */
+  readonly size: number;
+  /** The limit in force, in bytes. */
+  readonly limit: number;
+
+  /** Makes the error for a message of `size` bytes against `limit`. */
+  constructor(size: number, limit: number) {
+    super(
+      "ERR_SIGNALING_MESSAGE_TOO_LARGE",
+      `signalling message of ${size} bytes exceeds the limit of ${limit} bytes`,
+    );
+    this.size = size;
+    this.limit = limit;
+  }
+}
+
+/**
+ * Bytes on a signalling channel are not a signalling message: not protobuf,
+ * an unknown type, an SDP without its text, a candidate that is not the JSON
+ * of an `RTCIceCandidateInit`, or a stream that ends inside a message.
+ */
+export class MalformedSignalingMessageError extends P2prtcError {
+  /** Makes the error; `message` says what is wrong. */
+  constructor(message: string, options?: ErrorOptions) {
+    super("ERR_SIGNALING_MALFORMED", message, options);
+  }
+}

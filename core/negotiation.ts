@@ -84,6 +84,11 @@ export async function negotiate(
     const init = role === "offerer"
       ? pc.createDataChannel(INIT_CHANNEL_LABEL)
       : undefined;
+    // Watched from the start: the answerer closes it as soon as it arrives,
+    // which can be before this side sees "connected"; events fired with no
+    // handler set would be lost and the wait below would never end.
+    const initClosed = init && openThenClose(init, signal);
+    initClosed?.catch(() => {});
     if (role === "offerer") {
       const offer = await pc.createOffer();
       await signaling.send({ type: "offer", sdp: offer.sdp }, { signal });
@@ -107,7 +112,7 @@ export async function negotiate(
     receiving.catch(() => {});
     await Promise.race([connected, receiving.then(() => connected)]);
     if (sendError) throw sendError;
-    if (init) await openThenClose(init, signal);
+    await initClosed;
     await signaling.close();
   } catch (error) {
     signaling.abort(error);

@@ -2,6 +2,8 @@
  * The SDP WebRTC-Direct needs: the synthetic server answer a dialer applies,
  * the synthetic client offer a listener applies, and reading or replacing the
  * few attributes the flows use (`a=fingerprint`, `a=ice-ufrag`, `a=ice-pwd`).
+ * The backends use the same readers, the ICE-credential munging and the
+ * candidate filter on their stacks' SDP, so there is one copy of each.
  *
  * Every value is checked before it is written, so nothing that reaches here
  * from a multiaddr or a STUN packet can add a line (CR/LF injection) or
@@ -353,8 +355,30 @@ export function findFingerprint(
   }
 }
 
+/**
+ * The value of the first `a=<name>:` line, session or media level, as
+ * written (without its line ending), or `undefined` if there is none. Nothing
+ * is checked: for reading what a stack wrote, such as the `a=mid` its
+ * candidates belong to.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { findAttribute } from "./sdp.ts";
+ *
+ * const sdp = "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:data\r\n";
+ * assert.equal(findAttribute(sdp, "mid"), "data");
+ * assert.equal(findAttribute(sdp, "setup"), undefined);
+ * ```
+ *
+ * @throws {InvalidSdpError} if `sdp` is not a string.
+ */
+export function findAttribute(sdp: string, name: string): string | undefined {
+  return attributeValues(sdp, name)[0];
+}
+
 function readFirst(sdp: string, name: string): string {
-  const value = attributeValues(sdp, name)[0];
+  const value = findAttribute(sdp, name);
   if (value === undefined) {
     throw new InvalidSdpError(`the SDP has no a=${name} line`);
   }
@@ -409,6 +433,36 @@ export function readIcePwd(sdp: string): string {
 }
 
 /**
+ * The ICE credentials an SDP announces, from its first `a=ice-ufrag` and
+ * `a=ice-pwd` lines as written, or `undefined` unless it has both.
+ *
+ * Unlike {@linkcode readIceUfrag} and {@linkcode readIcePwd} it neither
+ * checks nor throws: it serves a backend telling whether a caller changed
+ * its stack's credentials in the SDP text, and the backend checks the values
+ * before it applies them.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { findIceCredentials } from "./sdp.ts";
+ *
+ * const sdp = "v=0\r\na=ice-ufrag:R8dn\r\na=ice-pwd:Ow6ODfXpiXV1o+kuLUc3LqQi\r\n";
+ * assert.deepEqual(findIceCredentials(sdp), {
+ *   ufrag: "R8dn",
+ *   pwd: "Ow6ODfXpiXV1o+kuLUc3LqQi",
+ * });
+ * assert.equal(findIceCredentials("v=0\r\na=ice-ufrag:R8dn\r\n"), undefined);
+ * ```
+ *
+ * @throws {InvalidSdpError} if `sdp` is not a string.
+ */
+export function findIceCredentials(sdp: string): IceCredentials | undefined {
+  const ufrag = findAttribute(sdp, "ice-ufrag");
+  const pwd = findAttribute(sdp, "ice-pwd");
+  return ufrag === undefined || pwd === undefined ? undefined : { ufrag, pwd };
+}
+
+/**
  * Replaces the value of every `a=ice-ufrag` and `a=ice-pwd` line, at session
  * and media level (the v1 dialer's "munging"). Line endings are kept as they
  * were.
@@ -459,4 +513,59 @@ export function replaceIceCredentials(
     );
   }
   return out.join("\n");
+}
+
+/**
+ * The address field of an ICE candidate attribute value
+ * (`candidate:<foundation> <component> <transport> <priority> <address> …`,
+ * with or without a leading `a=`), or `undefined` if it has fewer fields.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { candidateAddress } from "./sdp.ts";
+ *
+ * assert.equal(
+ *   candidateAddress("candidate:1 1 UDP 2122260223 127.0.0.1 50000 typ host"),
+ *   "127.0.0.1",
+ * );
+ * assert.equal(candidateAddress(""), undefined);
+ * ```
+ */
+export function candidateAddress(candidate: string): string | undefined {
+  return candidate.replace(/^a=/, "").split(/\s+/)[4];
+}
+
+/**
+ * The SDP with only the `a=candidate` lines `keep` accepts; it is given each
+ * one's value (`candidate:…`, without `a=` and the line ending). Every other
+ * line stays as written, line endings included.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { candidateAddress, filterCandidates } from "./sdp.ts";
+ *
+ * const sdp = "a=mid:0\r\n" +
+ *   "a=candidate:1 1 UDP 1 127.0.0.1 5000 typ host\r\n" +
+ *   "a=candidate:2 1 UDP 1 192.0.2.1 5000 typ host\r\n";
+ * assert.equal(
+ *   filterCandidates(sdp, (c) => candidateAddress(c) === "127.0.0.1"),
+ *   "a=mid:0\r\na=candidate:1 1 UDP 1 127.0.0.1 5000 typ host\r\n",
+ * );
+ * ```
+ *
+ * @throws {InvalidSdpError} if `sdp` is not a string.
+ */
+export function filterCandidates(
+  sdp: string,
+  keep: (candidate: string) => boolean,
+): string {
+  assertSdp(sdp);
+  return sdp.split(/(?<=\n)/)
+    .filter((line) =>
+      !line.startsWith("a=candidate:") ||
+      keep(line.slice(2).replace(/[\r\n]+$/, ""))
+    )
+    .join("");
 }

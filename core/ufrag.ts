@@ -10,6 +10,7 @@
  * @module
  */
 
+import type { IceCredentials } from "./backend.ts";
 import {
   InvalidIceCredentialError,
   InvalidStunUsernameError,
@@ -117,6 +118,17 @@ export function assertIcePwd(value: unknown): asserts value is string {
       }`,
     );
   }
+}
+
+/**
+ * Throws unless both ICE credentials are valid (RFC 8839), so a stack that
+ * would refuse them, or abort on them, never sees them.
+ *
+ * @throws {InvalidIceCredentialError} naming the credential that is wrong.
+ */
+export function assertIceCredentials(credentials: IceCredentials): void {
+  assertIceUfrag(credentials.ufrag);
+  assertIcePwd(credentials.pwd);
 }
 
 /**

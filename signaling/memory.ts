@@ -23,7 +23,9 @@ import type {
   SignalingChannel,
   SignalingMessage,
 } from "../core/signaling.ts";
-import { P2prtcError } from "../core/errors.ts";
+import { P2prtcError, SignalingAbortedError } from "../core/errors.ts";
+
+export { SignalingAbortedError };
 
 /** Options for {@linkcode memorySignalingPair}. */
 export interface MemorySignalingOptions {
@@ -32,16 +34,6 @@ export interface MemorySignalingOptions {
    * remote peer that never reads should not grow memory. Default 256.
    */
   maxQueuedMessages?: number;
-}
-
-/** The other end aborted the signalling exchange. */
-export class SignalingAbortedError extends P2prtcError {
-  /** Makes the error, keeping the abort reason as `cause`. */
-  constructor(reason?: unknown) {
-    super("ERR_SIGNALING_ABORTED", "the signalling channel was aborted", {
-      cause: reason,
-    });
-  }
 }
 
 class MemorySignalingChannel implements SignalingChannel {

@@ -105,11 +105,11 @@ Deno.test("libdatachannel: refuses what libdatachannel would abort the process o
     // Credentials libjuice refuses.
     await rejects(
       pc.setLocalDescription(offer, { ufrag: "a b", pwd: "x".repeat(22) }),
-      (error: P2prtcError) => error.code === "ERR_INVALID_ICE_CREDENTIALS",
+      (error: P2prtcError) => error.code === "ERR_INVALID_ICE_CREDENTIAL",
     );
     await rejects(
       pc.setLocalDescription(offer, { ufrag: "abcd", pwd: "short" }),
-      (error: P2prtcError) => error.code === "ERR_INVALID_ICE_CREDENTIALS",
+      (error: P2prtcError) => error.code === "ERR_INVALID_ICE_CREDENTIAL",
     );
     throws(
       () => pc.createDataChannel("", { negotiated: true }),

@@ -16,3 +16,5 @@ import "./mixed_backends_cases.ts";
 import "./browser_cases.ts";
 import "./browser_direct_cases.ts";
 import "./direct_robustness_cases.ts";
+import "./relay_signaling_native_cases.ts";
+import "./browser_relay_cases.ts";

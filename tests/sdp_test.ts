@@ -9,6 +9,10 @@ import {
 import {
   buildClientOffer,
   buildServerAnswer,
+  candidateAddress,
+  filterCandidates,
+  findAttribute,
+  findIceCredentials,
   readFingerprint,
   readIcePwd,
   readIceUfrag,
@@ -479,6 +483,107 @@ Deno.test("sdp: munging refuses bad credentials and SDP without the lines", () =
   );
   assert.throws(
     () => replaceIceCredentials(null as never, { ufrag: UFRAG, pwd: UFRAG }),
+    InvalidSdpError,
+  );
+});
+
+Deno.test("sdp: findAttribute and findIceCredentials read the first line as written, never throw on a string", () => {
+  assert.equal(findAttribute(CHROME_OFFER, "mid"), "0");
+  assert.equal(findAttribute(CHROME_OFFER, "setup"), "actpass");
+  assert.equal(findAttribute(CHROME_OFFER, "ice-lite"), undefined);
+  assert.equal(
+    findAttribute(CHROME_OFFER.replaceAll("\r\n", "\n"), "mid"),
+    "0",
+  );
+  assert.deepEqual(findIceCredentials(CHROME_OFFER), {
+    ufrag: "R8dn",
+    pwd: "Ow6ODfXpiXV1o+kuLUc3LqQi",
+  });
+  // Two sections: the first of each wins.
+  const twoSections = CHROME_OFFER +
+    "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n" +
+    "a=ice-ufrag:Zz9y\r\na=ice-pwd:AAAAAAAAAAAAAAAAAAAAAAAA\r\n";
+  assert.equal(findIceCredentials(twoSections)?.ufrag, "R8dn");
+  // Values are not checked: a backend compares and checks them itself.
+  const odd = CHROME_OFFER.replace("R8dn", "a b");
+  assert.deepEqual(findIceCredentials(odd)?.ufrag, "a b");
+  for (const line of [/a=ice-pwd:[^\r]*\r\n/, /a=ice-ufrag:[^\r]*\r\n/]) {
+    assert.equal(findIceCredentials(CHROME_OFFER.replace(line, "")), undefined);
+  }
+  assert.equal(findIceCredentials(""), undefined);
+  assert.throws(
+    () => findAttribute(undefined as never, "mid"),
+    InvalidSdpError,
+  );
+  assert.throws(() => findIceCredentials(42 as never), InvalidSdpError);
+});
+
+Deno.test("sdp: munging what findIceCredentials read round-trips", () => {
+  const own = findIceCredentials(CHROME_OFFER)!;
+  const munged = replaceIceCredentials(CHROME_OFFER, {
+    ufrag: UFRAG,
+    pwd: UFRAG,
+  });
+  assert.deepEqual(findIceCredentials(munged), { ufrag: UFRAG, pwd: UFRAG });
+  assert.equal(replaceIceCredentials(munged, own), CHROME_OFFER);
+});
+
+const CANDIDATES = [
+  "a=candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host",
+  "a=candidate:2 1 udp 2122262783 ::1 50001 typ host",
+  "a=candidate:3 1 udp 2122194687 3f1b5a8e-1d2c-4b7a-9c1e-2f4d6a8b0c1e.local 50002 typ host",
+  "a=candidate:4 1 UDP 1694498815 192.0.2.1 50003 typ srflx raddr 0.0.0.0 rport 0",
+];
+
+Deno.test("sdp: candidateAddress reads the fifth field, with or without a=", () => {
+  assert.equal(candidateAddress(CANDIDATES[0]), "127.0.0.1");
+  assert.equal(candidateAddress(CANDIDATES[1].slice(2)), "::1");
+  assert.ok(candidateAddress(CANDIDATES[2])?.endsWith(".local"));
+  assert.equal(candidateAddress(CANDIDATES[3]), "192.0.2.1");
+  assert.equal(candidateAddress("candidate:1 1 udp 1\t10.0.0.1 9"), "10.0.0.1");
+  assert.equal(candidateAddress(""), undefined);
+  assert.equal(candidateAddress("candidate:1 1 udp 1"), undefined);
+});
+
+Deno.test("sdp: filterCandidates keeps what it is told and every other line as written", () => {
+  for (const eol of ["\r\n", "\n"]) {
+    const sdp = [
+      ...CHROME_OFFER.split("\r\n").slice(0, -1),
+      ...CANDIDATES,
+      "a=end-of-candidates",
+      "",
+    ].join(eol);
+    const seen: string[] = [];
+    const all = filterCandidates(sdp, (candidate) => {
+      seen.push(candidate);
+      return true;
+    });
+    assert.equal(all, sdp);
+    // Each value without a= and without its line ending.
+    assert.deepEqual(seen, CANDIDATES.map((line) => line.slice(2)));
+    const loopback = filterCandidates(
+      sdp,
+      (candidate) => candidateAddress(candidate) === "127.0.0.1",
+    );
+    assert.equal(
+      loopback,
+      sdp.split(eol).filter((line) =>
+        !line.startsWith("a=candidate:") || line === CANDIDATES[0]
+      ).join(eol),
+    );
+    assert.equal(
+      filterCandidates(sdp, () => false),
+      [...CHROME_OFFER.split("\r\n").slice(0, -1), "a=end-of-candidates", ""]
+        .join(eol),
+    );
+  }
+  // A last line without a line ending is filtered too.
+  assert.equal(
+    filterCandidates("v=0\r\n" + CANDIDATES[0], () => false),
+    "v=0\r\n",
+  );
+  assert.throws(
+    () => filterCandidates(null as never, () => true),
     InvalidSdpError,
   );
 });

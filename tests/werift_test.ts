@@ -42,6 +42,7 @@ import { conformanceSuite } from "./conformance/suite.ts";
 import { interopCases, interopFailureCases } from "./interop_cases.ts";
 import { negotiationCases } from "./negotiation_cases.ts";
 import { random, randomBytes } from "./random.ts";
+import { relaySignalingCases } from "./relay_signaling_cases.ts";
 
 const LOOPBACK = { bindAddress: "127.0.0.1" } as const;
 /** Generous for loopback, where werift connects in about 200 ms. */
@@ -452,7 +453,7 @@ backendTest("invalid ICE credentials are refused", async (backend) => {
   const offer = await a.createOffer();
   await rejects(
     a.setLocalDescription(offer, { ufrag: "a:b", pwd: "x".repeat(22) }),
-    (e) => e instanceof P2prtcError && e.code === "ERR_INVALID_ICE_CREDENTIALS",
+    (e) => e instanceof P2prtcError && e.code === "ERR_INVALID_ICE_CREDENTIAL",
   );
 });
 
@@ -926,7 +927,6 @@ const settleWerift = (backend: PeerConnectionBackend) =>
   (backend as ReturnType<typeof werift>).idle(AbortSignal.timeout(15_000));
 interopCases("werift", () => Promise.resolve(werift()), settleWerift);
 interopFailureCases("werift", () => Promise.resolve(werift()), settleWerift);
-
 // `/webrtc` over werift: the offer/answer flow and transports connecting.
 negotiationCases(
   "werift",
@@ -937,4 +937,11 @@ negotiationCases(
   async (backends) => {
     for (const backend of backends) await settleWerift(backend);
   },
+);
+
+// `/webrtc` over the spec's signalling protocol (`signaling/relay.ts`).
+relaySignalingCases(
+  "werift",
+  () => Promise.resolve(werift()),
+  settleWerift,
 );

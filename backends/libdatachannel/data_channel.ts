@@ -13,6 +13,7 @@ import type {
   DataChannelState,
 } from "../../core/backend.ts";
 import { FrameTooLargeError, P2prtcError } from "../../core/errors.ts";
+import { MAX_MESSAGE_SIZE } from "../../core/sdp.ts";
 import type { NativeDataChannel } from "./native.ts";
 
 const encoder = new TextEncoder();
@@ -219,7 +220,7 @@ export class LibdatachannelDataChannel implements DataChannel {
     try {
       return this.#native.maxMessageSize();
     } catch {
-      return 16384;
+      return MAX_MESSAGE_SIZE;
     }
   }
 }

@@ -34,7 +34,12 @@ import type {
 } from "../../core/backend.ts";
 import { NotSupportedError, P2prtcError } from "../../core/errors.ts";
 import { fingerprintFromHex } from "../../core/certhash.ts";
-import { findFingerprint } from "../../core/sdp.ts";
+import { assertIceCredentials } from "../../core/ufrag.ts";
+import {
+  findAttribute,
+  findFingerprint,
+  findIceCredentials,
+} from "../../core/sdp.ts";
 import {
   type ChannelOwner,
   LibdatachannelDataChannel,
@@ -48,9 +53,7 @@ import {
   releaseNative,
 } from "./native.ts";
 import {
-  attribute,
-  checkCredentials,
-  credentialsOf,
+  candidateFromConnectionLine,
   fingerprintOfPem,
   takeCandidates,
 } from "./sdp.ts";
@@ -223,8 +226,8 @@ export class LibdatachannelPeerConnection
     if (type === "offer" && this.#remote !== null) {
       throw invalidState("an offer cannot follow a remote offer");
     }
-    const wanted = credentials ?? credentialsOf(description.sdp ?? "");
-    if (wanted !== undefined) checkCredentials(wanted);
+    const wanted = credentials ?? findIceCredentials(description.sdp ?? "");
+    if (wanted !== undefined) assertIceCredentials(wanted);
     if (this.#applied === null) {
       this.#generate(type, wanted);
     } else if (this.#applied.type !== type) {
@@ -278,8 +281,17 @@ export class LibdatachannelPeerConnection
     }
     this.#remote = { type, sdp };
     this.#remoteForNative = forNative;
-    this.#remoteMid = attribute(sdp, "mid") ?? "0";
+    this.#remoteMid = findAttribute(sdp, "mid") ?? "0";
     if (type === "offer") {
+      // A WebRTC-Direct listener's offer is built from the dialer's first
+      // STUN request and may carry no candidate. libjuice's agent then sends
+      // no check of its own and waits for the dialer's retransmission, about
+      // 500 ms later; the address the request came from, as js-libp2p's
+      // listener does, lets it check at once.
+      const inferred = this.#config.enableIceUdpMux && candidates.length === 0
+        ? candidateFromConnectionLine(sdp)
+        : undefined;
+      if (inferred !== undefined) candidates.push(inferred);
       this.#pendingCandidates.unshift(
         ...candidates.map((c) => ({ ...c, sdpMLineIndex: null })),
       );
@@ -523,7 +535,7 @@ export class LibdatachannelPeerConnection
         icePwd: credentials.pwd,
       });
     }
-    const applied = credentialsOf(this.#nativeLocalSdp() ?? "");
+    const applied = findIceCredentials(this.#nativeLocalSdp() ?? "");
     this.#applied = {
       type,
       ufrag: applied?.ufrag ?? "",

@@ -1,50 +1,15 @@
 /**
- * The few SDP and PEM readings the libdatachannel backend needs.
+ * What the libdatachannel backend adds to the core's SDP helpers: checking
+ * ICE credentials before libdatachannel sees them, a PEM fingerprint, and
+ * taking candidates out of a remote description.
  *
- * Internal to the backend; the core has its own SDP helpers for libp2p.
+ * Internal to the backend.
  *
  * @module
  */
 
-import type {
-  CertificateFingerprint,
-  IceCredentials,
-} from "../../core/backend.ts";
+import type { CertificateFingerprint } from "../../core/backend.ts";
 import { P2prtcError } from "../../core/errors.ts";
-
-// RFC 8445 ice-char, with the lengths RFC 8839 gives. libdatachannel aborts
-// the whole process on credentials it refuses, so they are checked here.
-const ICE_UFRAG = /^[A-Za-z0-9+/]{4,256}$/;
-const ICE_PWD = /^[A-Za-z0-9+/]{22,256}$/;
-
-/** Throws unless both credentials are ones libdatachannel accepts. */
-export function checkCredentials(credentials: IceCredentials): void {
-  if (!ICE_UFRAG.test(credentials.ufrag)) {
-    throw new P2prtcError(
-      "ERR_INVALID_ICE_CREDENTIALS",
-      "an ICE ufrag is 4 to 256 characters of A-Z a-z 0-9 + /",
-    );
-  }
-  if (!ICE_PWD.test(credentials.pwd)) {
-    throw new P2prtcError(
-      "ERR_INVALID_ICE_CREDENTIALS",
-      "an ICE password is 22 to 256 characters of A-Z a-z 0-9 + /",
-    );
-  }
-}
-
-/** The value of the first `a=<name>:` line, or `undefined`. */
-export function attribute(sdp: string, name: string): string | undefined {
-  const match = new RegExp(`^a=${name}:(.*?)\\s*$`, "m").exec(sdp);
-  return match?.[1];
-}
-
-/** The ICE credentials an SDP announces, if it has both. */
-export function credentialsOf(sdp: string): IceCredentials | undefined {
-  const ufrag = attribute(sdp, "ice-ufrag");
-  const pwd = attribute(sdp, "ice-pwd");
-  return ufrag === undefined || pwd === undefined ? undefined : { ufrag, pwd };
-}
 
 /** The sha-256 fingerprint of the first certificate in a PEM text. */
 export async function fingerprintOfPem(
@@ -103,4 +68,23 @@ export function takeCandidates(
   }
   for (const candidate of pending) candidates.push({ candidate, sdpMid: mid });
   return { sdp: kept.join("\r\n"), candidates };
+}
+
+/**
+ * A host candidate for the address of an SDP's `c=` line and first
+ * `m=application` port, or `undefined` when either is missing or the port
+ * is 0. A WebRTC-Direct listener writes the dialer's STUN source address
+ * there.
+ */
+export function candidateFromConnectionLine(
+  sdp: string,
+): SdpCandidate | undefined {
+  const host = /^c=IN IP[46] ([0-9A-Fa-f.:]+)\r?$/m.exec(sdp)?.[1];
+  const port = Number(/^m=application (\d{1,5}) /m.exec(sdp)?.[1]);
+  if (host === undefined || !(port > 0 && port < 65536)) return undefined;
+  const mid = /^a=mid:(\S+)\r?$/m.exec(sdp)?.[1] ?? null;
+  return {
+    candidate: `candidate:1 1 UDP 2130706431 ${host} ${port} typ host`,
+    sdpMid: mid,
+  };
 }

@@ -19,11 +19,9 @@ import type { CertificatePem, IceServer } from "../../core/backend.ts";
 import { P2prtcError } from "../../core/errors.ts";
 import { messageOf } from "./internals.ts";
 
-/**
- * The largest message either side sends, as the libp2p spec asks; announced
- * in SDP as `a=max-message-size`.
- */
-export const MAX_MESSAGE_SIZE = 16384;
+// The largest message either side sends, announced as `a=max-message-size`:
+// the core's constant, so the SDP the core builds and werift's agree.
+export { MAX_MESSAGE_SIZE } from "../../core/sdp.ts";
 
 /** werift's part of the configuration that decides where ICE gathers. */
 export interface BindOptions {

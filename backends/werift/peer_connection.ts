@@ -33,6 +33,8 @@ import type {
 } from "../../core/backend.ts";
 import { P2prtcError } from "../../core/errors.ts";
 import { fingerprintFromHex } from "../../core/certhash.ts";
+import { assertIceCredentials } from "../../core/ufrag.ts";
+import { findIceCredentials, replaceIceCredentials } from "../../core/sdp.ts";
 import {
   bindOptions,
   freshCertificate,
@@ -54,14 +56,7 @@ import {
   type SecureManager,
 } from "./internals.ts";
 import { deliverReordered, guardReceive, noTimersAfterClose } from "./sctp.ts";
-import {
-  assertIceCredentials,
-  dropMdnsCandidates,
-  isMdnsCandidate,
-  readIceCredentials,
-  replaceIceCredentials,
-  sameCredentials,
-} from "./sdp.ts";
+import { dropMdnsCandidates, isMdnsCandidate, sameCredentials } from "./sdp.ts";
 
 /** Backend-wide settings a connection needs. */
 export interface ConnectionSettings {
@@ -209,7 +204,7 @@ export class WeriftPeerConnection implements PeerConnection, ChannelOwner {
     await this.#certificate;
     const agents = this.#iceAgents();
     let sdp = description.sdp;
-    const inSdp = readIceCredentials(sdp);
+    const inSdp = findIceCredentials(sdp);
     const own = agents[0]
       ? { ufrag: agents[0].localUsername, pwd: agents[0].localPassword }
       : undefined;
