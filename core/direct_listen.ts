@@ -18,6 +18,7 @@
 import type {
   CertificateFingerprint,
   CertificatePem,
+  DataChannel,
   DirectUdpListener,
   PeerConnection,
   PeerConnectionBackend,
@@ -77,6 +78,15 @@ export interface DirectListenerOptions {
    * past it everything the handshake holds is freed. Default 10 000.
    */
   handshakeTimeout?: number;
+  /**
+   * How long the listener waits, once channel 0 has opened, before it sends
+   * the first Noise message, in ms. js-libp2p 3 dialers attach their message
+   * handler only after they have handled channel 0's `open` event, and a
+   * message that arrives before then is dropped, failing the dial; a short
+   * wait lets them catch up (docs/known-issues.md). `0` sends at once.
+   * Default 30.
+   */
+  noiseStartDelay?: number;
   /**
    * Authenticated connections waiting for
    * {@linkcode WebRTCDirectListener.accept}; more are closed. Default 32.
@@ -372,9 +382,12 @@ export class WebRTCDirectListener
         iceUdpMuxPort: this.#udp.port,
         disableFingerprintVerification: true,
       });
-      const channel0 = new WebRTCStream(
-        pc.createDataChannel("", { negotiated: true, id: 0 }),
-      );
+      const rawChannel0 = pc.createDataChannel("", {
+        negotiated: true,
+        id: 0,
+      });
+      const channel0 = new WebRTCStream(rawChannel0);
+      const channel0Open = whenOpen(rawChannel0, signal);
       const family = request.remoteHost.includes(":") ? "ip6" : "ip4";
       // Before anything can arrive: channels the dialer opens early are kept.
       connection = new WebRTCConnection(pc, {
@@ -407,6 +420,8 @@ export class WebRTCDirectListener
         dialer: dialerFingerprint,
         listener: this.#certificate.fingerprint,
       });
+      await channel0Open;
+      await delay(this.#options.noiseStartDelay ?? 30, signal);
       const { remotePeer } = await noiseHandshake(channel0, {
         role: noiseRoleOf("listener"),
         privateKey: libp2pPrivateKey(identity),
@@ -575,6 +590,41 @@ function whenConnected(pc: PeerConnection, signal: AbortSignal): Promise<void> {
   // Caught by the caller's await; keep an early rejection from going unhandled.
   promise.catch(() => {});
   return promise;
+}
+
+/**
+ * Resolves once `channel` is open. It chains the handler already set (the
+ * stream's), so both see the event.
+ */
+function whenOpen(channel: DataChannel, signal: AbortSignal): Promise<void> {
+  const { promise, resolve, reject } = Promise.withResolvers<void>();
+  const previous = channel.onopen;
+  channel.onopen = () => {
+    previous?.();
+    resolve();
+  };
+  if (channel.readyState === "open") resolve();
+  signal.addEventListener("abort", () => reject(signal.reason), {
+    once: true,
+  });
+  promise.catch(() => {});
+  return promise;
+}
+
+/** Waits `ms`, or rejects when `signal` aborts. */
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  if (ms <= 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
 }
 
 /** The dialer's DTLS fingerprint; DTLS is done once connected. */

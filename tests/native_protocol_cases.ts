@@ -6,7 +6,11 @@
 
 import type { PeerConnectionBackend } from "../core/backend.ts";
 import { libdatachannel } from "../backends/libdatachannel.ts";
-import { interopCases, interopFailureCases } from "./interop_cases.ts";
+import {
+  interopCases,
+  interopFailureCases,
+  interopListenCases,
+} from "./interop_cases.ts";
 import { negotiationCases } from "./negotiation_cases.ts";
 import { directListenCases } from "./direct_listen_cases.ts";
 import { streamScenariosOver } from "./backend_stream_cases.ts";
@@ -29,6 +33,11 @@ negotiationCases(
 );
 interopCases("libdatachannel", () => libdatachannel(), (b) => settle([b]));
 interopFailureCases(
+  "libdatachannel",
+  () => libdatachannel(),
+  (b) => settle([b]),
+);
+interopListenCases(
   "libdatachannel",
   () => libdatachannel(),
   (b) => settle([b]),
