@@ -43,6 +43,20 @@ export interface ConnectionOptions {
    * Default 256, as go's accept queue.
    */
   maxPendingInboundStreams?: number;
+  /**
+   * Inbound streams held before {@linkcode WebRTCConnection.ready}, while
+   * the peer is not yet authenticated; more are reset with
+   * `RESOURCE_LIMIT_EXCEEDED`. Default 16.
+   */
+  maxEarlyStreams?: number;
+  /**
+   * The read bound of each stream held before
+   * {@linkcode WebRTCConnection.ready}, in bytes; it becomes
+   * `maxReadBufferSize` once the peer is authenticated. With
+   * `maxEarlyStreams` it caps what an unauthenticated peer can make the
+   * connection hold. Default 1 MiB.
+   */
+  maxEarlyReadBufferSize?: number;
   /** The time limit of each inbound negotiation, in ms. Default 10 000. */
   negotiationTimeout?: number;
   /** Called once, when the connection has closed. */
@@ -149,7 +163,10 @@ export class WebRTCConnection implements AsyncDisposable {
     this.#ready = true;
     const early = this.#early;
     this.#early = [];
-    for (const stream of early) this.#negotiateInbound(stream);
+    for (const stream of early) {
+      stream.limitReadBuffer(Infinity);
+      this.#negotiateInbound(stream);
+    }
   }
 
   /** Sets the handler for inbound streams of `protocol`. */
@@ -237,13 +254,23 @@ export class WebRTCConnection implements AsyncDisposable {
       new WebRTCStream(channel, this.#options.streamOptions),
     );
     const limit = this.#options.maxPendingInboundStreams ?? 256;
-    if (this.#pendingInbound >= limit) {
+    const earlyLimit = this.#options.maxEarlyStreams ?? 16;
+    if (
+      this.#pendingInbound >= limit ||
+      (!this.#ready && this.#early.length >= earlyLimit)
+    ) {
       stream.reset(StreamErrorCode.RESOURCE_LIMIT_EXCEEDED);
       return;
     }
     this.#pendingInbound++;
-    if (this.#ready) this.#negotiateInbound(stream);
-    else this.#early.push(stream);
+    if (this.#ready) {
+      this.#negotiateInbound(stream);
+    } else {
+      stream.limitReadBuffer(
+        this.#options.maxEarlyReadBufferSize ?? 1024 * 1024,
+      );
+      this.#early.push(stream);
+    }
   }
 
   async #negotiateInbound(stream: WebRTCStream): Promise<void> {

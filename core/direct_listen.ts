@@ -397,6 +397,11 @@ export class WebRTCDirectListener
         streamOptions: this.#options.streamOptions,
         handlers: this.#options.handlers,
         maxPendingInboundStreams: this.#options.maxPendingInboundStreams,
+        // The dialer finishes Noise only on our last message, after we are
+        // ready, so it has no reason to open streams before: whoever does
+        // is not authenticated, and gets little.
+        maxEarlyStreams: 4,
+        maxEarlyReadBufferSize: 64 * 1024,
         onClose: () => {
           if (this.#sessions.get(username.serverUfrag) === session) {
             this.#sessions.delete(username.serverUfrag);

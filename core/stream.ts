@@ -112,6 +112,8 @@ export class WebRTCStream implements AsyncDisposable {
   readonly #decoder: FrameDecoder;
   readonly #finAckTimeout: number;
   readonly #maxBufferedAmount: number;
+  readonly #maxReadBuffer: number;
+  #readLimit: number;
   readonly #onFrame = (frame: Frame) => this.#handleFrame(frame);
 
   #readState: ReadState = "open";
@@ -140,6 +142,8 @@ export class WebRTCStream implements AsyncDisposable {
     this.#channel = channel;
     this.#finAckTimeout = options.finAckTimeout ?? 10_000;
     this.#maxBufferedAmount = options.maxBufferedAmount ?? 1024 * 1024;
+    this.#maxReadBuffer = options.maxReadBufferSize ?? 4 * 1024 * 1024;
+    this.#readLimit = this.#maxReadBuffer;
     this.#decoder = new FrameDecoder({ maxFrameSize: options.maxFrameSize });
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
 
@@ -149,7 +153,7 @@ export class WebRTCStream implements AsyncDisposable {
         this.#readController = controller;
       },
       cancel: () => this.closeRead(),
-    }, { highWaterMark: options.maxReadBufferSize ?? 4 * 1024 * 1024 });
+    }, { highWaterMark: this.#maxReadBuffer });
 
     this.writable = new WritableStream<Uint8Array>({
       start: (controller) => {
@@ -176,6 +180,17 @@ export class WebRTCStream implements AsyncDisposable {
   /** The SCTP stream id of the channel, once assigned. */
   get id(): number | null {
     return this.#channel.id;
+  }
+
+  /**
+   * Sets how many received bytes this stream holds for its reader, up to
+   * `maxReadBufferSize` (`Infinity` restores that). A connection holds
+   * streams that arrive before the peer is authenticated to a smaller bound
+   * than the rest. Past the bound the stream is reset with
+   * `RESOURCE_LIMIT_EXCEEDED`, as for `maxReadBufferSize`.
+   */
+  limitReadBuffer(bytes: number): void {
+    this.#readLimit = Math.min(bytes, this.#maxReadBuffer);
   }
 
   /**
@@ -410,7 +425,9 @@ export class WebRTCStream implements AsyncDisposable {
   #receiveData(data: Uint8Array): void {
     // After STOP_SENDING, FIN or a reset the bytes are discarded.
     if (this.#readState !== "open") return;
-    if (data.length > (this.#readController.desiredSize ?? 0)) {
+    // While the read half is open the queue holds `limit - desiredSize`.
+    const held = this.#maxReadBuffer - (this.#readController.desiredSize ?? 0);
+    if (held + data.length > this.#readLimit) {
       this.#reset(
         new StreamResetError(
           false,

@@ -215,6 +215,50 @@ Deno.test("connection (fake): an early stream past its read bound is reset, RESO
   b.close();
 });
 
+Deno.test("connection (fake): before the peer is authenticated, early streams are few and small; after, the full bounds apply", async () => {
+  const gate = Promise.withResolvers<void>();
+  const SLOW = "/slow/1.0.0";
+  const { a, b, readyB } = await connections({
+    [SLOW]: async (stream) => {
+      await gate.promise;
+      await stream.readable.pipeTo(stream.writable);
+    },
+  }, {
+    readyB: false,
+    b: { maxEarlyStreams: 2, maxEarlyReadBufferSize: 32 * 1024 },
+  });
+  const isLimit = (e: unknown) =>
+    e instanceof StreamResetError &&
+    e.errorCode === StreamErrorCode.RESOURCE_LIMIT_EXCEEDED;
+  const [first, second, third] = await Promise.all(
+    [0, 1, 2].map(() => a.newStream(SLOW, { lazy: true })),
+  );
+  // The third is past maxEarlyStreams; the second is past the early bound.
+  await rejects(writeAndCloseWrite(third, Uint8Array.of(3)), isLimit);
+  await rejects(writeAndCloseWrite(second, new Uint8Array(40_000)), isLimit);
+  const small = randomBytes(random(24), 30_000);
+  const echoed = readAll(first.readable);
+  await writeAndCloseWrite(first, small);
+  readyB();
+  gate.resolve();
+  assertBytes(await echoed, small);
+  // Authenticated: a stream may now hold far more than the early bound.
+  const gated = Promise.withResolvers<void>();
+  const HELD = "/held/1.0.0";
+  b.handle(HELD, async (stream) => {
+    await gated.promise;
+    await stream.readable.pipeTo(stream.writable);
+  });
+  const late = await a.newStream(HELD);
+  const big = randomBytes(random(25), 512 * 1024);
+  const back = readAll(late.readable);
+  await writeAndCloseWrite(late, big);
+  gated.resolve();
+  assertBytes(await back, big);
+  a.close();
+  b.close();
+});
+
 Deno.test("connection (fake): streams past maxPendingInboundStreams are reset, not queued (checklist 23)", async () => {
   const limit = 4;
   const { a, b, readyB } = await connections({ [ECHO]: echo }, {
