@@ -92,6 +92,7 @@ import {
   encodeLengthPrefixed,
   LengthPrefixedDecoder,
 } from "../core/length_prefixed.ts";
+import { iceCandidateFromJson } from "../core/signaling_json.ts";
 import type {
   SignalingCallOptions,
   SignalingChannel,
@@ -483,48 +484,6 @@ function decodeCandidate(data: string | undefined): IceCandidate | null {
       { cause: error },
     );
   }
-  if (json === null || json === "") return null;
-  if (typeof json !== "object" || Array.isArray(json)) {
-    throw new MalformedSignalingMessageError(
-      "an ICE candidate that is not an RTCIceCandidateInit object",
-    );
-  }
-  const { candidate, sdpMid, sdpMLineIndex, usernameFragment } = json as Record<
-    string,
-    unknown
-  >;
-  if (typeof candidate !== "string") {
-    throw new MalformedSignalingMessageError(
-      "an ICE candidate without its candidate string",
-    );
-  }
-  if (candidate === "") return null;
-  const out: IceCandidate = { candidate };
-  if (sdpMid !== undefined) {
-    if (sdpMid !== null && typeof sdpMid !== "string") {
-      throw new MalformedSignalingMessageError("an ICE candidate's sdpMid");
-    }
-    out.sdpMid = sdpMid;
-  }
-  if (sdpMLineIndex !== undefined) {
-    if (
-      sdpMLineIndex !== null &&
-      !(Number.isInteger(sdpMLineIndex) && (sdpMLineIndex as number) >= 0 &&
-        (sdpMLineIndex as number) <= 0xffff)
-    ) {
-      throw new MalformedSignalingMessageError(
-        "an ICE candidate's sdpMLineIndex",
-      );
-    }
-    out.sdpMLineIndex = sdpMLineIndex as number | null;
-  }
-  if (usernameFragment !== undefined) {
-    if (usernameFragment !== null && typeof usernameFragment !== "string") {
-      throw new MalformedSignalingMessageError(
-        "an ICE candidate's usernameFragment",
-      );
-    }
-    out.usernameFragment = usernameFragment;
-  }
-  return out;
+  // The JSON string "" is an end-of-candidates form too.
+  return json === "" ? null : iceCandidateFromJson(json);
 }

@@ -41,6 +41,7 @@ import { streamScenariosOver } from "./backend_stream_cases.ts";
 import { conformanceSuite } from "./conformance/suite.ts";
 import { interopCases, interopFailureCases } from "./interop_cases.ts";
 import { negotiationCases } from "./negotiation_cases.ts";
+import { rendezvousCases } from "./rendezvous_cases.ts";
 import { random, randomBytes } from "./random.ts";
 import { relaySignalingCases } from "./relay_signaling_cases.ts";
 
@@ -944,4 +945,16 @@ relaySignalingCases(
   "werift",
   () => Promise.resolve(werift()),
   settleWerift,
+);
+
+// `/webrtc` through the WebSocket rendezvous (`signaling/websocket.ts`).
+rendezvousCases(
+  "werift",
+  () => {
+    const backend = werift();
+    return Promise.resolve({ a: backend, b: backend });
+  },
+  async (backends) => {
+    for (const backend of new Set(backends)) await settleWerift(backend);
+  },
 );
