@@ -18,5 +18,6 @@ import "./browser_direct_cases.ts";
 import "./direct_robustness_cases.ts";
 import "./relay_signaling_native_cases.ts";
 import "./browser_relay_cases.ts";
+import "./libp2p_libdatachannel_cases.ts";
 import "./rendezvous_native_cases.ts";
 import "./browser_rendezvous_cases.ts";

@@ -40,6 +40,10 @@ import {
 import { streamScenariosOver } from "./backend_stream_cases.ts";
 import { conformanceSuite } from "./conformance/suite.ts";
 import { interopCases, interopFailureCases } from "./interop_cases.ts";
+import {
+  libp2pDirectCases,
+  libp2pWebRTCCases,
+} from "./libp2p_integration_cases.ts";
 import { negotiationCases } from "./negotiation_cases.ts";
 import { rendezvousCases } from "./rendezvous_cases.ts";
 import { random, randomBytes } from "./random.ts";
@@ -928,6 +932,12 @@ const settleWerift = (backend: PeerConnectionBackend) =>
   (backend as ReturnType<typeof werift>).idle(AbortSignal.timeout(15_000));
 interopCases("werift", () => Promise.resolve(werift()), settleWerift);
 interopFailureCases("werift", () => Promise.resolve(werift()), settleWerift);
+// werift inside a js-libp2p node: /webrtc-direct dials, /webrtc both ways.
+libp2pDirectCases("werift", () => Promise.resolve(werift()), settleWerift, {
+  listen: false,
+});
+libp2pWebRTCCases("werift", () => Promise.resolve(werift()), settleWerift);
+
 // `/webrtc` over werift: the offer/answer flow and transports connecting.
 negotiationCases(
   "werift",
