@@ -48,8 +48,10 @@
  * the peer is still resetting it, which closes the new channel), the SCTP
  * role and stream-id parity against a peer that answers `a=setup:passive`,
  * messages that make werift's receive path throw (an unhandled rejection
- * that ends the process), the connection state after the peer aborts
- * (werift stays "connected"), and send queues of many small messages (werift
+ * that ends the process) and packets that make it throw the same way by
+ * arriving twice at once (a SHUTDOWN or INIT ACK starts its retransmission
+ * timer twice), the connection state after the peer aborts (werift stays
+ * "connected"), and send queues of many small messages (werift
  * slows down quadratically; at most 8 per channel are inside it).
  *
  * @example Two peer connections on loopback

@@ -6,24 +6,20 @@
  * those whose backend can listen).
  */
 
-import { createHash } from "node:crypto";
 import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import type { PeerConnectionBackend } from "../core/backend.ts";
 import type { StreamHandler, WebRTCConnection } from "../core/connection.ts";
 import { dialDirect } from "../core/direct_dial.ts";
-import {
-  ConnectionFailedError,
-  PeerIdMismatchError,
-  TimeoutError,
-} from "../core/errors.ts";
+import { ConnectionFailedError, PeerIdMismatchError } from "../core/errors.ts";
 import { generateIdentity, type Identity } from "../core/identity.ts";
 import { ping, PING_PROTOCOL } from "../core/ping.ts";
 import { AGENT_VERSION, WebRTCTransport } from "../core/transport.ts";
 import type { StreamOptions } from "../core/stream.ts";
+import { ChildPeer } from "./interop/child_peer.ts";
+import { ECHO, sha256Hex } from "./interop/peer_support.ts";
 import { random, randomBytes } from "./random.ts";
-import { assertBytes, readAll } from "./stream_helpers.ts";
+import { echoOnce, readAll, writeAndClose } from "./stream_helpers.ts";
 
-const ECHO = "/echo/1.0.0";
 /** Served by p2prtc in the half-close cases: see {@linkcode replyAtEnd}. */
 const REPLY = "/reply/1.0.0";
 
@@ -33,108 +29,24 @@ const REPLY = "/reply/1.0.0";
  */
 const replyAtEnd: StreamHandler = async (stream) => {
   const request = new TextDecoder().decode(await readAll(stream.readable));
-  const writer = stream.writable.getWriter();
-  await writer.write(new TextEncoder().encode(`got ${request}`));
-  await writer.close();
+  await writeAndClose(stream, new TextEncoder().encode(`got ${request}`));
 };
 
-/** What js_peer.ts's `echo` prints for each stream: SHA-256, in hex. */
-function sha256Hex(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
+/** The js-libp2p reference peer (`interop/js_peer.ts`) in a child process. */
+export type JsPeer = ChildPeer;
 
-/** A js-libp2p peer in a child process, and its line-based control channel. */
-export class JsPeer implements AsyncDisposable {
-  readonly #child: Deno.ChildProcess;
-  readonly #lines: ReadableStreamDefaultReader<string>;
-  #buffer = "";
-  /** Whether its stdout has ended (the process exited). */
-  #ended = false;
-  /** The peer's WebRTC-Direct multiaddr, with certhash and peer id. */
-  addr = "";
-
-  private constructor(child: Deno.ChildProcess) {
-    this.#child = child;
-    this.#lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  }
-
+/** Starts {@linkcode JsPeer}s. */
+export const JsPeer = {
   /**
-   * Starts the peer and waits (bounded) for its address. A peer that exits
-   * before listening is started once more: js-libp2p finds a free UDP port
-   * and binds it in two steps, and a process running beside us can take the
-   * port in between ("Failed to register ICE UDP mux listener").
+   * Starts the reference peer and waits (bounded) for its address. A peer
+   * that exits before listening is started once more: js-libp2p finds a
+   * free UDP port and binds it in two steps, and a process running beside
+   * us can take the port in between ("Failed to register ICE UDP mux
+   * listener").
    */
-  static async start(): Promise<JsPeer> {
-    for (let attempt = 1;; attempt++) {
-      const peer = new JsPeer(
-        new Deno.Command(Deno.execPath(), {
-          args: [
-            "run",
-            "--quiet",
-            "-A",
-            new URL("./interop/js_peer.ts", import.meta.url).pathname,
-          ],
-          stdin: "piped",
-          stdout: "piped",
-          stderr: "inherit",
-        }).spawn(),
-      );
-      try {
-        peer.addr = (await peer.expect("listening", 60_000)).trim();
-        return peer;
-      } catch (error) {
-        await peer[Symbol.asyncDispose]();
-        if (attempt >= 2 || !peer.#ended) throw error;
-      }
-    }
-  }
-
-  /** Reads stdout until a line starting with `prefix`; returns its rest. */
-  async expect(prefix: string, ms = 20_000): Promise<string> {
-    const deadline = AbortSignal.timeout(ms);
-    while (!deadline.aborted) {
-      const end = this.#buffer.indexOf("\n");
-      if (end >= 0) {
-        const line = this.#buffer.slice(0, end);
-        this.#buffer = this.#buffer.slice(end + 1);
-        if (line.startsWith(prefix)) return line.slice(prefix.length);
-        if (line.startsWith("error ")) throw new Error(line);
-        continue;
-      }
-      const timer = Promise.withResolvers<never>();
-      const onAbort = () => timer.reject(new TimeoutError(`no "${prefix}"`));
-      deadline.addEventListener("abort", onAbort, { once: true });
-      try {
-        const { value, done } = await Promise.race([
-          this.#lines.read(),
-          timer.promise,
-        ]);
-        if (done) {
-          this.#ended = true;
-          break;
-        }
-        this.#buffer += value;
-      } finally {
-        deadline.removeEventListener("abort", onAbort);
-      }
-    }
-    throw new TimeoutError(`the js peer never printed "${prefix}"`);
-  }
-
-  /** Sends one command line. */
-  async command(line: string): Promise<void> {
-    const writer = this.#child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(`${line}\n`));
-    writer.releaseLock();
-  }
-
-  /** Stops the peer (it exits when its stdin closes) and waits for it. */
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.#child.stdin.close().catch(() => {});
-    await this.#lines.cancel().catch(() => {});
-    await this.#child.status;
-  }
-}
+  start: (): Promise<JsPeer> =>
+    ChildPeer.start("./js_peer.ts", [], { attempts: 2 }),
+};
 
 /** Registers the js-libp2p interop cases for a dialing backend. */
 export function interopCases(
@@ -171,10 +83,7 @@ export function interopCases(
   test(
     "p2prtc dials js-libp2p: the peer id is proven, ping answers",
     async (conn, peer) => {
-      strictEqual(
-        `/p2p/${conn.remotePeer}`,
-        peer.addr.slice(peer.addr.lastIndexOf("/p2p/")),
-      );
+      strictEqual(conn.remotePeer.toString(), peer.peerId);
       const stream = await conn.newStream(PING_PROTOCOL);
       for (let i = 0; i < 3; i++) ok((await ping(stream)) >= 0);
       await stream.close();
@@ -186,48 +95,45 @@ export function interopCases(
     async (conn, peer, identity) => {
       // js runs identify as soon as it is connected; give it a moment.
       for (let i = 0; i < 50; i++) {
-        await peer.command(`agent ${identity.peerId}`);
         // Until js has stored us, the lookup answers "error Not Found".
-        const agent = await peer.expect("agent ").catch(() => "");
+        const agent = await peer.ask(`agent ${identity.peerId}`, "agent ")
+          .catch(() => "");
         if (agent === AGENT_VERSION) break;
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
-      await peer.command(`agent ${identity.peerId}`);
-      strictEqual(await peer.expect("agent "), AGENT_VERSION);
+      strictEqual(
+        await peer.ask(`agent ${identity.peerId}`, "agent "),
+        AGENT_VERSION,
+      );
       strictEqual(conn.isClosed, false);
     },
   );
 
   test("echo of 10 MiB is byte-exact", async (conn) => {
-    const echo = await conn.newStream(ECHO);
-    const data = randomBytes(random(10), 10 * 1024 * 1024);
-    const writer = echo.writable.getWriter();
-    const [received] = await Promise.all([
-      readAll(echo.readable),
-      writer.write(data).then(() => writer.close()),
-    ]);
-    assertBytes(received, data);
+    await echoOnce(conn, randomBytes(random(10), 10 * 1024 * 1024), ECHO);
   });
 
   test("64 concurrent streams each echo their own bytes", async (conn) => {
-    await Promise.all(Array.from({ length: 64 }, async (_, i) => {
-      const echo = await conn.newStream(ECHO);
-      const data = randomBytes(random(100 + i), 64 * 1024 + i);
-      const writer = echo.writable.getWriter();
-      const [received] = await Promise.all([
-        readAll(echo.readable),
-        writer.write(data).then(() => writer.close()),
-      ]);
-      assertBytes(received, data);
-    }));
+    await Promise.all(
+      Array.from(
+        { length: 64 },
+        (_, i) =>
+          echoOnce(conn, randomBytes(random(100 + i), 64 * 1024 + i), ECHO),
+      ),
+    );
   });
 
   test(
     "half-close: js closes its write side and still reads our reply",
     async (conn, peer, identity) => {
       conn.handle(REPLY, replyAtEnd);
-      await peer.command(`request ${identity.peerId} ${REPLY} hello-js`);
-      strictEqual(await peer.expect("reply "), "got hello-js");
+      strictEqual(
+        await peer.ask(
+          `request ${identity.peerId} ${REPLY} hello-js`,
+          "reply ",
+        ),
+        "got hello-js",
+      );
     },
   );
 }
@@ -271,8 +177,7 @@ export function interopFailureCases(
  * listener's `noiseStartDelay`) must fail the test.
  */
 async function jsDials(peer: JsPeer, addr: string): Promise<string> {
-  await peer.command(`dial ${addr}`);
-  return (await peer.expect("connected ")).trim();
+  return (await peer.ask(`dial ${addr}`, "connected ")).trim();
 }
 
 /**
@@ -319,10 +224,7 @@ export function interopListenCases(
         );
         const inbound = await accepted;
         strictEqual(inbound.direction, "inbound");
-        strictEqual(
-          `/p2p/${inbound.remotePeer}`,
-          peer.addr.slice(peer.addr.lastIndexOf("/p2p/")),
-        );
+        strictEqual(inbound.remotePeer.toString(), peer.peerId);
         await fn(inbound, peer, server);
       } finally {
         await server[Symbol.asyncDispose]();
@@ -346,10 +248,10 @@ export function interopListenCases(
     size: number,
     seed: number,
   ) => {
-    await peer.command(
+    const [ms, digests] = (await peer.ask(
       `echo ${server.identity.peerId} ${ECHO} ${count} ${size} ${seed}`,
-    );
-    const [ms, digests] = (await peer.expect("echoed ", 120_000)).split(" ");
+      "echoed ",
+    )).split(" ");
     deepStrictEqual(
       digests.split(","),
       Array.from(
@@ -381,8 +283,9 @@ export function interopListenCases(
   test("js pings us and gets an RTT", async (_inbound, peer, server) => {
     const rtts: number[] = [];
     for (let i = 0; i < 5; i++) {
-      await peer.command(`ping ${server.identity.peerId}`);
-      const rtt = Number(await peer.expect("pong "));
+      const rtt = Number(
+        await peer.ask(`ping ${server.identity.peerId}`, "pong "),
+      );
       ok(Number.isFinite(rtt) && rtt >= 0, `rtt ${rtt}`);
       rtts.push(rtt);
     }
@@ -400,24 +303,20 @@ export function interopListenCases(
   test(
     "half-close: js closes its write side and still reads our reply",
     async (_inbound, peer, server) => {
-      await peer.command(
-        `roundtrip ${server.identity.peerId} ${REPLY} hello-listener`,
+      strictEqual(
+        await peer.ask(
+          `roundtrip ${server.identity.peerId} ${REPLY} hello-listener`,
+          "reply ",
+        ),
+        "got hello-listener",
       );
-      strictEqual(await peer.expect("reply "), "got hello-listener");
     },
   );
 
   test(
     "our listener opens a stream back to js over the inbound connection",
     async (inbound) => {
-      const stream = await inbound.newStream(ECHO);
-      const data = randomBytes(random(7), 1024 * 1024);
-      const writer = stream.writable.getWriter();
-      const [received] = await Promise.all([
-        readAll(stream.readable),
-        writer.write(data).then(() => writer.close()),
-      ]);
-      assertBytes(received, data);
+      await echoOnce(inbound, randomBytes(random(7), 1024 * 1024), ECHO);
     },
   );
 }

@@ -13,24 +13,31 @@
  */
 
 import { deepStrictEqual } from "node:assert/strict";
-import { createHash } from "node:crypto";
 import type {
   DataChannel,
   PeerConnection,
   PeerConnectionBackend,
-  PeerConnectionState,
 } from "../core/backend.ts";
 import { libdatachannel } from "../backends/libdatachannel.ts";
 import { werift } from "../backends/werift.ts";
+import { LOOPBACK } from "./conformance/connect.ts";
 import { conformanceSuite, type VanishingPeer } from "./conformance/suite.ts";
+import {
+  closed,
+  collect,
+  CONNECT_MS,
+  connectChannels,
+  inboundChannel,
+  NOTHING_OPEN,
+  reaches,
+  sha256,
+  within,
+} from "./peer_connection_helpers.ts";
 import { random, randomBytes } from "./random.ts";
 
-const LOOPBACK = { bindAddress: "127.0.0.1" } as const;
-const CONNECT_MS = 10_000;
 /** Each side closes with a DTLS close_notify, which the other acts on at once. */
 const NOTICE_MS = 2_000;
 const MAX_MESSAGE_SIZE = 16384;
-const NOTHING_OPEN = { peerConnections: 0, dataChannels: 0 };
 
 /** A backend that can also say when everything it made has stopped. */
 type Backend = PeerConnectionBackend & {
@@ -97,22 +104,6 @@ for (const [first, second] of ORDERS) {
 // ---------------------------------------------------------------------------
 // Helpers
 
-async function within<T>(
-  promise: Promise<T>,
-  ms: number,
-  what: string,
-): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 interface Peers {
   /** The offerer. */
   a: PeerConnection;
@@ -148,73 +139,6 @@ function mixedTest(
       deepStrictEqual(second.openHandles(), NOTHING_OPEN);
     });
   }
-}
-
-async function negotiate(a: PeerConnection, b: PeerConnection): Promise<void> {
-  a.onicecandidate = (c) => void (c && b.addIceCandidate(c));
-  b.onicecandidate = (c) => void (c && a.addIceCandidate(c));
-  await a.setLocalDescription(await a.createOffer());
-  await b.setRemoteDescription(a.localDescription!);
-  await b.setLocalDescription(await b.createAnswer());
-  await a.setRemoteDescription(b.localDescription!);
-}
-
-function opened(channel: DataChannel): Promise<void> {
-  if (channel.readyState === "open") return Promise.resolve();
-  return within(
-    new Promise<void>((resolve) => (channel.onopen = resolve)),
-    CONNECT_MS,
-    "channel open",
-  );
-}
-
-function closed(channel: DataChannel): Promise<void> {
-  if (channel.readyState === "closed") return Promise.resolve();
-  return within(
-    new Promise<void>((resolve) => (channel.onclose = resolve)),
-    CONNECT_MS,
-    "channel close",
-  );
-}
-
-/** Connects with the negotiated channel 0 open on both sides. */
-async function connect({ a, b }: Peers) {
-  const a0 = a.createDataChannel("", { negotiated: true, id: 0 });
-  const b0 = b.createDataChannel("", { negotiated: true, id: 0 });
-  await within(negotiate(a, b), CONNECT_MS, "negotiation");
-  await Promise.all([opened(a0), opened(b0)]);
-  return { a0, b0 };
-}
-
-/** `from` opens an in-band channel; resolves when both ends are open. */
-async function inbound(from: PeerConnection, to: PeerConnection, label = "") {
-  const accepted = within(
-    new Promise<DataChannel>((resolve) => (to.ondatachannel = resolve)),
-    CONNECT_MS,
-    "ondatachannel",
-  );
-  const out = from.createDataChannel(label);
-  const inn = await accepted;
-  await Promise.all([opened(out), opened(inn)]);
-  return { out, inn };
-}
-
-function collect(channel: DataChannel, count: number): Promise<Uint8Array[]> {
-  const got: Uint8Array[] = [];
-  return within(
-    new Promise((resolve) => {
-      channel.onmessage = (data) => {
-        got.push(data.slice());
-        if (got.length === count) resolve(got);
-      };
-    }),
-    CONNECT_MS,
-    `${count} messages`,
-  );
-}
-
-function sha256(bytes: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash("sha256").update(bytes).digest());
 }
 
 /** Sends `data` in 16 KiB messages, waiting on the low-water event above `high`. */
@@ -256,8 +180,8 @@ mixedTest(
   "4 MiB each way with backpressure arrives intact",
   async (peers, names) => {
     const { a, b } = peers;
-    await connect(peers);
-    const { out, inn } = await inbound(a, b);
+    await connectChannels(a, b);
+    const { out, inn } = await inboundChannel(a, b);
     const total = 4 * 1024 * 1024;
     for (
       const [from, to, label] of [[out, inn, `${names[0]}→${names[1]}`], [
@@ -282,11 +206,11 @@ mixedTest(
   "data sent just before close() is delivered, whichever side closes",
   async (peers) => {
     const { a, b } = peers;
-    await connect(peers);
+    await connectChannels(a, b);
     for (const closer of ["offerer", "answerer"] as const) {
       const { out, inn } = closer === "offerer"
-        ? await inbound(a, b)
-        : await inbound(b, a);
+        ? await inboundChannel(a, b)
+        : await inboundChannel(b, a);
       const messages = Array.from(
         { length: 32 },
         (_, i) => new Uint8Array(MAX_MESSAGE_SIZE).fill(i),
@@ -307,23 +231,13 @@ mixedTest(
   "the offerer closing is seen at once by the answerer",
   async (peers) => {
     const { a, b } = peers;
-    const { b0 } = await connect(peers);
-    const { inn } = await inbound(a, b);
-    const seen: PeerConnectionState[] = [];
-    const down = within(
-      new Promise<void>((resolve) => {
-        b.onconnectionstatechange = (s) => {
-          seen.push(s);
-          if (s === "closed") resolve();
-        };
-      }),
-      NOTICE_MS,
-      "the answerer noticing",
-    );
+    const { b0 } = await connectChannels(a, b);
+    const { inn } = await inboundChannel(a, b);
+    const seen = reaches(b, "closed", NOTICE_MS);
     const channelsClosed = Promise.all([closed(b0), closed(inn)]);
     a.close();
-    await Promise.all([channelsClosed, down]);
-    deepStrictEqual(seen, ["disconnected", "closed"]);
+    const [, states] = await Promise.all([channelsClosed, seen]);
+    deepStrictEqual(states, ["disconnected", "closed"]);
   },
 );
 
@@ -331,21 +245,11 @@ mixedTest(
   "the answerer closing is seen at once by the offerer",
   async (peers) => {
     const { a, b } = peers;
-    const { a0 } = await connect(peers);
-    const seen: PeerConnectionState[] = [];
-    const down = within(
-      new Promise<void>((resolve) => {
-        a.onconnectionstatechange = (s) => {
-          seen.push(s);
-          if (s === "closed") resolve();
-        };
-      }),
-      NOTICE_MS,
-      "the offerer noticing",
-    );
+    const { a0 } = await connectChannels(a, b);
+    const seen = reaches(a, "closed", NOTICE_MS);
     const channelClosed = closed(a0);
     b.close();
-    await Promise.all([channelClosed, down]);
-    deepStrictEqual(seen, ["disconnected", "closed"]);
+    const [, states] = await Promise.all([channelClosed, seen]);
+    deepStrictEqual(states, ["disconnected", "closed"]);
   },
 );

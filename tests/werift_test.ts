@@ -16,12 +16,13 @@ import {
   throws,
 } from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { createHash } from "node:crypto";
 import {
+  crc32c,
   createSelfSignedCertificate,
   HashAlgorithm,
   NamedCurveAlgorithm,
   RTCPeerConnection,
+  RTCSctpTransport,
   SignatureAlgorithm,
 } from "werift";
 import type {
@@ -38,6 +39,7 @@ import {
   type WeriftBackend,
 } from "../backends/werift.ts";
 import { streamScenariosOver } from "./backend_stream_cases.ts";
+import { LOOPBACK } from "./conformance/connect.ts";
 import { conformanceSuite } from "./conformance/suite.ts";
 import { interopCases, interopFailureCases } from "./interop_cases.ts";
 import {
@@ -45,13 +47,24 @@ import {
   libp2pWebRTCCases,
 } from "./libp2p_integration_cases.ts";
 import { negotiationCases } from "./negotiation_cases.ts";
+import {
+  assertDelivered,
+  closed,
+  collect,
+  CONNECT_MS,
+  connectChannels,
+  inboundChannel,
+  negotiate,
+  NOTHING_OPEN,
+  opened,
+  reaches,
+  sha256,
+  within,
+} from "./peer_connection_helpers.ts";
 import { rendezvousCases } from "./rendezvous_cases.ts";
 import { random, randomBytes } from "./random.ts";
 import { relaySignalingCases } from "./relay_signaling_cases.ts";
-
-const LOOPBACK = { bindAddress: "127.0.0.1" } as const;
-/** Generous for loopback, where werift connects in about 200 ms. */
-const CONNECT_MS = 10_000;
+import { delay } from "./stream_helpers.ts";
 
 // ---------------------------------------------------------------------------
 // The shared conformance suite, werift on both sides
@@ -94,29 +107,6 @@ streamScenariosOver("werift", () => {
 // ---------------------------------------------------------------------------
 // Helpers
 
-/** Resolves with `promise`, or rejects once `ms` have passed. */
-async function within<T>(
-  promise: Promise<T>,
-  ms: number,
-  what: string,
-): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-const NOTHING_OPEN = { peerConnections: 0, dataChannels: 0 };
-
 /**
  * Registers a test with a fresh backend. Whatever the body leaves open, or
  * leaves behind when it fails, is closed afterwards; then the backend must
@@ -147,95 +137,11 @@ function backendTest(
   });
 }
 
-/** Trickles candidates both ways and runs offer/answer; `a` offers. */
-async function negotiate(a: PeerConnection, b: PeerConnection): Promise<void> {
-  a.onicecandidate = (c) => void (c && b.addIceCandidate(c));
-  b.onicecandidate = (c) => void (c && a.addIceCandidate(c));
-  await a.setLocalDescription(await a.createOffer());
-  await b.setRemoteDescription(a.localDescription!);
-  await b.setLocalDescription(await b.createAnswer());
-  await a.setRemoteDescription(b.localDescription!);
-}
-
-function opened(channel: DataChannel): Promise<void> {
-  if (channel.readyState === "open") return Promise.resolve();
-  return within(
-    new Promise<void>((resolve) => (channel.onopen = resolve)),
-    CONNECT_MS,
-    "channel open",
-  );
-}
-
-function closed(channel: DataChannel): Promise<void> {
-  return within(
-    new Promise<void>((resolve) => (channel.onclose = resolve)),
-    CONNECT_MS,
-    "channel close",
-  );
-}
-
-function reaches(
-  pc: PeerConnection,
-  state: PeerConnectionState,
-): Promise<PeerConnectionState[]> {
-  const seen: PeerConnectionState[] = [];
-  return within(
-    new Promise((resolve) => {
-      pc.onconnectionstatechange = (s) => {
-        seen.push(s);
-        if (s === state) resolve(seen);
-      };
-    }),
-    CONNECT_MS,
-    `connection ${state}`,
-  );
-}
-
 /** Two connected peer connections with the negotiated channel 0 open on both. */
 async function connectedPair(backend: WeriftBackend) {
   const a = backend.createPeerConnection(LOOPBACK);
   const b = backend.createPeerConnection(LOOPBACK);
-  const a0 = a.createDataChannel("", { negotiated: true, id: 0 });
-  const b0 = b.createDataChannel("", { negotiated: true, id: 0 });
-  await within(negotiate(a, b), CONNECT_MS, "negotiation");
-  await Promise.all([opened(a0), opened(b0)]);
-  return { a, b, a0, b0 };
-}
-
-/** `a` opens an in-band channel; resolves when both ends are open. */
-async function inboundChannel(
-  a: PeerConnection,
-  b: PeerConnection,
-  label = "",
-) {
-  const accepted = within(
-    new Promise<DataChannel>((resolve) => (b.ondatachannel = resolve)),
-    CONNECT_MS,
-    "ondatachannel",
-  );
-  const out = a.createDataChannel(label);
-  const inn = await accepted;
-  await Promise.all([opened(out), opened(inn)]);
-  return { out, inn };
-}
-
-/** Collects messages (copied, as the seam asks) until `count` arrived. */
-function collect(channel: DataChannel, count: number): Promise<Uint8Array[]> {
-  const got: Uint8Array[] = [];
-  return within(
-    new Promise((resolve) => {
-      channel.onmessage = (data) => {
-        got.push(data.slice());
-        if (got.length === count) resolve(got);
-      };
-    }),
-    CONNECT_MS,
-    `${count} messages`,
-  );
-}
-
-function sha256(bytes: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash("sha256").update(bytes).digest());
+  return { a, b, ...await connectChannels(a, b) };
 }
 
 // ---------------------------------------------------------------------------
@@ -733,9 +639,7 @@ backendTest(
     );
     await within(events, CONNECT_MS, "onopen");
     strictEqual(x.readyState, "open");
-    const got = collect(y, 1);
-    x.send(new Uint8Array([8]));
-    deepStrictEqual(await got, [new Uint8Array([8])]);
+    await assertDelivered(x, y, new Uint8Array([8]));
   },
 );
 
@@ -885,9 +789,7 @@ backendTest(
     ok(out.id !== init.id, `id ${out.id} was not reused`);
     await delay(200); // any late reset of the old id has arrived by now
     strictEqual(out.readyState, "open");
-    const got = collect(inn, 1);
-    out.send(new Uint8Array([1]));
-    deepStrictEqual(await got, [new Uint8Array([1])]);
+    await assertDelivered(out, inn, new Uint8Array([1]));
   },
 );
 
@@ -922,6 +824,114 @@ backendTest(
       backend.idle(AbortSignal.timeout(10)),
       (e) => e instanceof P2prtcError && e.code === "ERR_TIMEOUT",
     );
+  },
+);
+
+// ---------------------------------------------------------------------------
+// werift's SCTP association, driven packet by packet
+
+/** The parts of werift's SCTP association these tests drive or look at. */
+interface Association {
+  /** werift calls it, unawaited, for every packet DTLS delivers. */
+  handleData(packet: Buffer): Promise<void>;
+  associationState: number;
+  localVerificationTag: number;
+  localPort: number;
+  remotePort?: number;
+  timer2Handle?: unknown;
+}
+
+/** Association states, in werift's numbering. */
+const SCTP_ESTABLISHED = 4;
+const SCTP_SHUTDOWN_SENT = 6;
+/** Chunk types, RFC 9260's. */
+const SCTP_INIT_ACK = 2;
+const SCTP_SHUTDOWN = 7;
+
+/**
+ * Records every SCTP association werift makes until disposed (it makes one
+ * when a description hands its SCTP transport a DTLS transport), so a test
+ * reaches the real association of a backend connection, with the backend's
+ * fixes on it. `wrap`, if given, replaces its packet entry point at birth.
+ */
+function recordAssociations(
+  wrap?: (handle: Association["handleData"]) => Association["handleData"],
+): { made: Association[] } & Disposable {
+  const made: Association[] = [];
+  const prototype = RTCSctpTransport.prototype;
+  const original = prototype.setDtlsTransport;
+  prototype.setDtlsTransport = function (this: RTCSctpTransport, dtls) {
+    const before = this.sctp;
+    original.call(this, dtls);
+    if (this.sctp === before) return;
+    const association = this.sctp as unknown as Association;
+    if (wrap) {
+      association.handleData = wrap(
+        association.handleData.bind(association),
+      );
+    }
+    made.push(association);
+  };
+  return {
+    made,
+    [Symbol.dispose]: () => void (prototype.setDtlsTransport = original),
+  };
+}
+
+/** An SCTP packet of one chunk, addressed to `to` as its peer would. */
+function packetTo(to: Association, chunk: Uint8Array): Buffer {
+  const packet = Buffer.alloc(12 + chunk.length);
+  packet.writeUInt16BE(to.remotePort ?? to.localPort, 0);
+  packet.writeUInt16BE(to.localPort, 2);
+  packet.writeUInt32BE(to.localVerificationTag, 4);
+  packet.set(chunk, 12);
+  // CRC32c over the packet with a zero checksum, stored little-endian.
+  packet.writeUInt32LE(crc32c(packet), 8);
+  return packet;
+}
+
+backendTest(
+  "a SHUTDOWN that arrives twice at once is answered without a throw",
+  async (backend) => {
+    using associations = recordAssociations();
+    await connectedPair(backend);
+    const sctp = associations.made.find((s) =>
+      s.associationState === SCTP_ESTABLISHED
+    );
+    ok(sctp, "no established association recorded");
+    // A SHUTDOWN with a cumulative TSN ack werift does not look at. The
+    // peer sends it again when our SHUTDOWN ACK is late; both copies then
+    // arrive before werift has sent the first answer, and werift handles
+    // each packet in a call of its own that nobody awaits.
+    const shutdown = packetTo(
+      sctp,
+      new Uint8Array([SCTP_SHUTDOWN, 0, 0, 8, 0, 0, 0, 0]),
+    );
+    await Promise.all([sctp.handleData(shutdown), sctp.handleData(shutdown)]);
+    strictEqual(sctp.associationState, SCTP_SHUTDOWN_SENT);
+    ok(sctp.timer2Handle !== undefined, "T2 retransmits the SHUTDOWN ACK");
+  },
+);
+
+backendTest(
+  "an INIT ACK that arrives twice at once is answered without a throw",
+  async (backend) => {
+    const thrown: unknown[] = [];
+    let doubled = 0;
+    using _ = recordAssociations((handle) => (packet) => {
+      if (packet[12] !== SCTP_INIT_ACK) return handle(packet);
+      // As if the peer had answered our INIT and a retransmission of it,
+      // and both answers arrived together.
+      doubled++;
+      return Promise.all([handle(packet), handle(packet)]).then(
+        () => {},
+        (error) => void thrown.push(error),
+      );
+    });
+    const { a0, b0 } = await connectedPair(backend);
+    await assertDelivered(a0, b0, new Uint8Array([1]));
+    strictEqual(doubled, 1);
+    deepStrictEqual(thrown, []);
   },
 );
 

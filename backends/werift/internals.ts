@@ -80,10 +80,14 @@ export interface SctpAssociation {
   sentQueue: { streamId: number }[];
   /** Whether `stop()` ran or the association closed. */
   readonly isStopped: boolean;
-  /** Starts the INIT / COOKIE ECHO retransmission timer. */
+  /** Starts the INIT / COOKIE ECHO retransmission timer; throws if it is running. */
   timer1Start(chunk: unknown): void;
-  /** Starts the SHUTDOWN retransmission timer. */
+  /** Set while T1 runs; werift clears it to `undefined` when it stops. */
+  readonly timer1Handle?: unknown;
+  /** Starts the SHUTDOWN (ACK) retransmission timer; throws if it is running. */
   t2Start(chunk: unknown): void;
+  /** Set while T2 runs; werift clears it to `undefined` when it stops. */
+  readonly timer2Handle?: unknown;
   /** The receive state of a stream, created on its first DATA chunk. */
   getInboundStream(streamId: number): InboundStream;
   /** Queues one message on a stream with a given payload protocol id. */

@@ -6,7 +6,7 @@
  * DTLS certificate, ICE credentials it will not take from SDP, the SCTP role
  * and stream-id parity it derives from the ICE role, messages its receive
  * path throws on, a close the peer may not notice, and timers that outlive
- * close(). It also lets a caller accept any peer certificate
+ * close() or that werift throws on starting twice. It also lets a caller accept any peer certificate
  * (`disableFingerprintVerification`), which werift cannot.
  *
  * Internal to the werift backend.
@@ -55,7 +55,7 @@ import {
   type SctpTransportInternals,
   type SecureManager,
 } from "./internals.ts";
-import { deliverReordered, guardReceive, noTimersAfterClose } from "./sctp.ts";
+import { deliverReordered, guardReceive, guardTimerStarts } from "./sctp.ts";
 import { dropMdnsCandidates, isMdnsCandidate, sameCredentials } from "./sdp.ts";
 
 /** Backend-wide settings a connection needs. */
@@ -439,7 +439,7 @@ export class WeriftPeerConnection implements PeerConnection, ChannelOwner {
     this.#sctpPrepared = sctp;
     guardReceive(sctp, transport.dataChannels);
     deliverReordered(sctp);
-    noTimersAfterClose(sctp);
+    guardTimerStarts(sctp);
     const subscription = sctp.stateChanged.connecting.subscribe(() => {
       // `start()` has resolved an "auto" DTLS role by now.
       (transport as unknown as SctpTransportInternals).dataChannelId =

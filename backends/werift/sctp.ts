@@ -74,22 +74,42 @@ export function deliverReordered(sctp: SctpAssociation): void {
   };
 }
 
+/** The associations {@linkcode guardTimerStarts} has patched. */
+const timersGuarded = new WeakSet<SctpAssociation>();
+
 /**
- * Keeps werift from starting a retransmission timer on a closed association.
+ * Makes werift's T1 and T2 starts harmless when the timer is already running
+ * or the association has closed. Once per association; a second call does
+ * nothing.
  *
- * werift answers a SHUTDOWN (libdatachannel sends one when it closes) by
- * sending a SHUTDOWN ACK and then starting its T2 timer; if the association
+ * Already running: `timer1Start` and `t2Start` throw a bare `Error` if their
+ * timer is set. werift handles each packet in an async call nobody awaits,
+ * so two packets that arrive together are handled interleaved: both pass the
+ * checks before the first `await` (sending the answer), and the second one
+ * to resume starts the timer again. A SHUTDOWN that arrives twice (the peer
+ * sent it again because our SHUTDOWN ACK was late; seen closing a /webrtc
+ * connection with node-datachannel) throws from `t2Start`, an INIT ACK that
+ * arrives twice from `timer1Start`, and either is an unhandled rejection
+ * that ends the process. The timer that is running already retransmits the
+ * same chunk (a SHUTDOWN ACK; a COOKIE ECHO with a cookie the peer accepts),
+ * so the second start is dropped. T3 needs nothing: werift checks it is not
+ * running, synchronously, before each start.
+ *
+ * Closed: werift answers a SHUTDOWN (libdatachannel sends one when it
+ * closes) by sending a SHUTDOWN ACK and then starting T2; if the association
  * closed while the ACK was being sent, the timer starts after closing has
  * cleared them all, and runs for the retransmission timeout (up to a minute)
  * after the connection is gone. T1 has the same gap.
  */
-export function noTimersAfterClose(sctp: SctpAssociation): void {
+export function guardTimerStarts(sctp: SctpAssociation): void {
+  if (timersGuarded.has(sctp)) return;
+  timersGuarded.add(sctp);
   const timer1Start = sctp.timer1Start.bind(sctp);
   const t2Start = sctp.t2Start.bind(sctp);
   sctp.timer1Start = (chunk) => {
-    if (!sctp.isStopped) timer1Start(chunk);
+    if (!sctp.isStopped && sctp.timer1Handle === undefined) timer1Start(chunk);
   };
   sctp.t2Start = (chunk) => {
-    if (!sctp.isStopped) t2Start(chunk);
+    if (!sctp.isStopped && sctp.timer2Handle === undefined) t2Start(chunk);
   };
 }

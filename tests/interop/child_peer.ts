@@ -1,10 +1,22 @@
 /**
  * A peer script in a child process, driven by lines: commands go to its
  * stdin, answers come from its stdout, one line each, `error <message>` for
- * a failure. Every wait is bounded.
+ * a failure (the script's side is `peer_support.ts`'s `runCommands`). Every
+ * wait is bounded.
  */
 
 import { TimeoutError } from "../../core/errors.ts";
+
+/** How {@linkcode ChildPeer.start} waits for a peer script. */
+export interface ChildPeerOptions {
+  /** How long to wait for its `listening` line (default 60 s). */
+  startMs?: number;
+  /**
+   * How many times to start it in all, while it exits before listening
+   * (default 1): for a script that can lose a race for a port.
+   */
+  attempts?: number;
+}
 
 /** A running peer script and its line channel. */
 export class ChildPeer implements AsyncDisposable {
@@ -15,6 +27,8 @@ export class ChildPeer implements AsyncDisposable {
   #pending = "";
   /** A read outlives an expect() that timed out; the next one takes it. */
   #read: Promise<ReadableStreamReadResult<string>> | undefined;
+  /** Whether its stdout has ended: the process is exiting or gone. */
+  #exited = false;
 
   private constructor(
     child: Deno.ChildProcess,
@@ -27,13 +41,30 @@ export class ChildPeer implements AsyncDisposable {
 
   /**
    * Runs `script` (next to this file) with `args` and waits, at most
-   * `startMs`, for its `listening <addr>` line.
+   * `startMs`, for its `listening <addr>` line; starts it again, up to
+   * `attempts` in all, if it exits before that line.
    */
   static async start(
     script: string,
     args: string[] = [],
-    startMs = 60_000,
+    { startMs = 60_000, attempts = 1 }: ChildPeerOptions = {},
   ): Promise<ChildPeer> {
+    for (let attempt = 1;; attempt++) {
+      const peer = ChildPeer.#spawn(script, args);
+      try {
+        (peer as { addr: string }).addr = await peer.expect(
+          "listening ",
+          startMs,
+        );
+        return peer;
+      } catch (error) {
+        await peer[Symbol.asyncDispose]();
+        if (attempt >= attempts || !peer.#exited) throw error;
+      }
+    }
+  }
+
+  static #spawn(script: string, args: string[]): ChildPeer {
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
@@ -46,20 +77,10 @@ export class ChildPeer implements AsyncDisposable {
       stdout: "piped",
       stderr: "inherit",
     }).spawn();
-    const peer = new ChildPeer(
+    return new ChildPeer(
       child,
       child.stdout.pipeThrough(new TextDecoderStream()).getReader(),
     );
-    try {
-      (peer as { addr: string }).addr = await peer.expect(
-        "listening ",
-        startMs,
-      );
-    } catch (error) {
-      await peer[Symbol.asyncDispose]();
-      throw error;
-    }
-    return peer;
   }
 
   /** The peer id at the end of {@linkcode ChildPeer.addr}. */
@@ -108,7 +129,10 @@ export class ChildPeer implements AsyncDisposable {
       this.#read ??= this.#reader.read();
       const { value, done } = await Promise.race([this.#read, expired]);
       this.#read = undefined;
-      if (done) throw new Error(`the peer exited before "${prefix}"`);
+      if (done) {
+        this.#exited = true;
+        throw new Error(`the peer exited before "${prefix}"`);
+      }
       this.#pending += value;
     }
   }

@@ -1,25 +1,40 @@
 /**
  * What the js-libp2p nodes of the interop tests share, in child processes
  * and in the test process alike: the echo protocol, an echo client that
- * checks bytes by hash, and the stdin command loop of a peer script.
+ * checks bytes by hash, and the line protocol of a peer script (its
+ * `listening` line, then one answer line per stdin command), whose other
+ * end is `child_peer.ts`.
  */
 
 import { createHash } from "node:crypto";
-import type { Libp2p, Stream } from "@libp2p/interface";
+import type { Libp2p, Stream, StreamHandlerOptions } from "@libp2p/interface";
 
 /** The echo protocol every test node serves. */
 export const ECHO = "/echo/1.0.0";
 /** What {@linkcode echoHash} hands to `send()` at a time, so it waits on drain. */
 const SEND_CHUNK = 64 * 1024;
+/** The time limit of every command of a peer script. */
+export const COMMAND_MS = 120_000;
 
-/** Serves {@linkcode ECHO} on `node`: every byte back, then end. */
-export async function serveEcho(node: Libp2p): Promise<void> {
+/**
+ * Serves {@linkcode ECHO} on `node`: every byte back, then end. `options`
+ * go to `handle()` (stream limits, say).
+ */
+export async function serveEcho(
+  node: Libp2p,
+  options?: StreamHandlerOptions,
+): Promise<void> {
   await node.handle(ECHO, async (stream) => {
     for await (const chunk of stream) {
       if (!stream.send(chunk)) await stream.onDrain();
     }
     await stream.close();
-  });
+  }, options);
+}
+
+/** The SHA-256 of `bytes`, in hex: what {@linkcode echoHash} returns. */
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
 }
 
 /**
@@ -53,14 +68,38 @@ export async function echoHash(
 }
 
 /**
- * Runs `run` for each line of stdin until it closes, then stops `node` (at
- * most 2 s: js-libp2p's stop() can hang with WebRTC, js-libp2p#2625) and
- * exits.
+ * One command of a peer script: given the words after its name and a signal
+ * that aborts after {@linkcode COMMAND_MS}, resolves with its answer line.
+ */
+export type Command = (args: string[], signal: AbortSignal) => Promise<string>;
+
+/**
+ * Prints `listening <addr>`, then runs each stdin line as a command of
+ * `commands` (its first word names it) and prints the answer, or `error
+ * <message>` for a failed or unknown command. When stdin closes it stops
+ * `node` (at most 2 s: js-libp2p's stop() can hang with WebRTC,
+ * js-libp2p#2625) and exits.
  */
 export async function runCommands(
   node: Libp2p,
-  run: (line: string) => void,
+  addr: string,
+  commands: Record<string, Command>,
 ): Promise<never> {
+  console.log(`listening ${addr}`);
+  const run = (line: string) => {
+    const [name, ...args] = line.split(" ");
+    const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
+    const work = command
+      ? Promise.resolve().then(() =>
+        command(args, AbortSignal.timeout(COMMAND_MS))
+      )
+      : Promise.reject(new Error(`unknown command ${name}`));
+    work.then(
+      (answer) => console.log(answer),
+      (error) =>
+        console.log(`error ${String(error?.message).replace(/\s+/g, " ")}`),
+    );
+  };
   const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream());
   let pending = "";
   for await (const chunk of lines) {

@@ -15,7 +15,8 @@
  *   WebRTC node there would have, so a dialer tries to signal with it.
  *
  * Commands arrive on stdin, one per line; each prints one line, or
- * `error <message>`, and gives up after 120 s:
+ * `error <message>`, and gives up after 120 s (`peer_support.ts`'s
+ * `runCommands`; getting an address has the same bound):
  *
  * - `dial <multiaddr>`: dial and print `connected <peer-id> <remote-addr>`.
  * - `echo <peer-id> <protocol> <size> <seed>` (`webrtc`): on the `/webrtc`
@@ -43,11 +44,14 @@ import { webRTC } from "@libp2p/webrtc";
 import { yamux } from "@libp2p/yamux";
 import { multiaddr } from "@multiformats/multiaddr";
 import { random, randomBytes } from "../random.ts";
-import { echoHash, runCommands, serveEcho } from "./peer_support.ts";
+import {
+  COMMAND_MS,
+  echoHash,
+  runCommands,
+  serveEcho,
+} from "./peer_support.ts";
 
 const SIGNALING = "/webrtc-signaling/0.0.1";
-/** The time limit of every command and of getting an address. */
-const COMMAND_MS = 120_000;
 /**
  * Not a signalling message: a length prefix announcing 2 GiB, then junk. A
  * reader must refuse it from the prefix, before waiting for the body.
@@ -143,38 +147,15 @@ async function sendGarbage(addr: string, signal: AbortSignal) {
   return "sent";
 }
 
-function run(line: string): void {
-  const [command, ...args] = line.split(" ");
-  const signal = AbortSignal.timeout(COMMAND_MS);
-  let work: Promise<string>;
-  if (command === "dial") {
-    work = node.dial(multiaddr(args[0]), { signal }).then((c) =>
-      `connected ${c.remotePeer} ${c.remoteAddr}`
-    );
-  } else if (command === "echo") {
-    const [peer, protocol, size, seed] = args;
-    work = Promise.resolve()
-      .then(() => webrtcConnection(peer).newStream(protocol, { signal }))
-      .then((stream) =>
-        echoHash(
-          stream,
-          randomBytes(random(Number(seed)), Number(size)),
-          signal,
-        )
-      )
-      .then((hash) => `echoed ${hash}`);
-  } else if (command === "garbage") {
-    work = sendGarbage(args[0], signal);
-  } else {
-    work = Promise.reject(new Error(`unknown command ${command}`));
-  }
-  work.then(
-    (answer) => console.log(answer),
-    (error) =>
-      console.log(`error ${String(error?.message).replace(/\s+/g, " ")}`),
-  );
-}
-
-console.log(`listening ${await waitForAddress()}`);
-
-await runCommands(node, run);
+await runCommands(node, await waitForAddress(), {
+  dial: async ([addr], signal) => {
+    const connection = await node.dial(multiaddr(addr), { signal });
+    return `connected ${connection.remotePeer} ${connection.remoteAddr}`;
+  },
+  echo: async ([peer, protocol, size, seed], signal) => {
+    const stream = await webrtcConnection(peer).newStream(protocol, { signal });
+    const data = randomBytes(random(Number(seed)), Number(size));
+    return `echoed ${await echoHash(stream, data, signal)}`;
+  },
+  garbage: ([addr], signal) => sendGarbage(addr, signal),
+});
