@@ -57,7 +57,7 @@ import {
   type RelaySignalingOptions,
   SIGNALING_PROTOCOL,
 } from "../signaling/relay.ts";
-import { sdpFirst } from "./sdp_first.ts";
+import { holdEarlyCandidates } from "./early_candidates.ts";
 import {
   tapBackend,
   type TapOptions,
@@ -85,10 +85,11 @@ export interface P2prtcWebRTCInit {
   /** Limits of the signalling stream's messages. */
   signaling?: RelaySignalingOptions;
   /**
-   * As the answerer, how long after our answer the dialer's ICE candidates
-   * are held back, in ms (see `sdp_first.ts`: ICE should complete from the
-   * dialer's checks first, or libdatachannel on its side can fail DTLS).
-   * Default 1000; only a dialer that cannot reach us directly waits for it.
+   * As the answerer, how long after our answer the ICE candidates of a
+   * dialer that sent them before its offer are held back, in ms (see
+   * `early_candidates.ts`: that is `@libp2p/webrtc` over node-datachannel,
+   * whose DTLS fails or stalls when our checks reach it before our answer).
+   * Default 1000; only such a dialer that cannot reach us directly waits.
    */
   answererCandidateDelay?: number;
   /**
@@ -272,10 +273,11 @@ class WebRTCTransport implements Transport, Startable {
       this.#tapOptions,
     );
     const connection = await connectPrivate(
-      sdpFirst(signaling, {
-        role,
-        answererDelay: this.#init.answererCandidateDelay,
-      }),
+      role === "answerer"
+        ? holdEarlyCandidates(signaling, {
+          delay: this.#init.answererCandidateDelay,
+        })
+        : signaling,
       {
         backend,
         remotePeer,

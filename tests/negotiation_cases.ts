@@ -4,17 +4,19 @@
  * (node-datachannel allows one isolate per process, so its tests share one).
  */
 
-import { ok, rejects, strictEqual } from "node:assert/strict";
+import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
 import type { PeerConnection, PeerConnectionBackend } from "../core/backend.ts";
 import { TimeoutError } from "../core/errors.ts";
 import { generateIdentity } from "../core/identity.ts";
 import { negotiate, NegotiationError } from "../core/negotiation.ts";
 import { ping, PING_PROTOCOL } from "../core/ping.ts";
+import type { SignalingChannel } from "../core/signaling.ts";
 import { WebRTCTransport } from "../core/transport.ts";
 import { WebRTCStream } from "../core/stream.ts";
 import { memorySignalingPair } from "../signaling/memory.ts";
 import { isLoopback, LOOPBACK } from "./conformance/connect.ts";
 import { random, randomBytes } from "./random.ts";
+import { candidatesFirst, recording } from "./signaling_wrappers.ts";
 import { assertBytes, readAll, writeAndClose } from "./stream_helpers.ts";
 
 /** Registers the negotiation cases for `label`, with backends from `make`. */
@@ -37,36 +39,31 @@ export function negotiationCases(
     });
 
   test(
-    "offer, answer and candidates connect; a stream carries data",
+    "offer, answer and candidates connect; a stream carries data; the offerer's candidates follow the answer",
     async (ba, bb) => {
-      const a = ba.createPeerConnection(LOOPBACK);
-      const b = bb.createPeerConnection(LOOPBACK);
-      try {
-        const inbound = Promise.withResolvers<WebRTCStream>();
-        b.ondatachannel = (channel) => {
-          // The offerer's `init` channel is not a stream.
-          if (channel.label === "init") channel.close();
-          else inbound.resolve(new WebRTCStream(channel));
-        };
-        const [sa, sb] = memorySignalingPair();
-        const options = { candidateFilter: isLoopback, timeout: 20_000 };
-        await Promise.all([
-          negotiate(a, sa, "offerer", options),
-          negotiate(b, sb, "answerer", options),
-        ]);
-        strictEqual(a.connectionState, "connected");
-        const outbound = new WebRTCStream(a.createDataChannel(""));
-        const data = randomBytes(random(5), 256 * 1024);
-        const [, received] = await Promise.all([
-          writeAndClose(outbound, data),
-          inbound.promise.then((s) => readAll(s.readable)),
-        ]);
-        assertBytes(received, data);
-        (await inbound.promise).reset();
-      } finally {
-        a.close();
-        b.close();
-      }
+      const log: string[] = [];
+      await connectAndTransfer(ba, bb, {
+        offerer: (channel) => recording(channel, log),
+      });
+      // What the offerer sent before the answer came: the offer alone.
+      deepStrictEqual(log.slice(0, log.indexOf("received answer")), [
+        "sent offer",
+      ]);
+    },
+  );
+
+  // The answerer's candidates before its answer, as @libp2p/webrtc sends
+  // them on loopback every time: the offerer holds them until it has applied
+  // the answer.
+  test(
+    "the answerer sends its candidates before its answer; they connect",
+    async (ba, bb) => {
+      const order: string[] = [];
+      await connectAndTransfer(ba, bb, {
+        answerer: (channel) => candidatesFirst(channel, order),
+      });
+      strictEqual(order[0], "candidate", order.join(", "));
+      ok(order.includes("answer"));
     },
   );
 
@@ -170,4 +167,47 @@ export function negotiationCases(
       a.close();
     }
   });
+}
+
+/** Wraps one side's signalling channel in a test. */
+type Wrap = (channel: SignalingChannel) => SignalingChannel;
+
+/**
+ * Connects a peer connection of `ba` (offering) to one of `bb` over the
+ * in-process signalling pair, each side's end wrapped as `wrap` says, and
+ * sends 256 KiB over a data channel.
+ */
+async function connectAndTransfer(
+  ba: PeerConnectionBackend,
+  bb: PeerConnectionBackend,
+  wrap: { offerer?: Wrap; answerer?: Wrap } = {},
+): Promise<void> {
+  const a = ba.createPeerConnection(LOOPBACK);
+  const b = bb.createPeerConnection(LOOPBACK);
+  try {
+    const inbound = Promise.withResolvers<WebRTCStream>();
+    b.ondatachannel = (channel) => {
+      // The offerer's `init` channel is not a stream.
+      if (channel.label === "init") channel.close();
+      else inbound.resolve(new WebRTCStream(channel));
+    };
+    const [sa, sb] = memorySignalingPair();
+    const options = { candidateFilter: isLoopback, timeout: 20_000 };
+    await Promise.all([
+      negotiate(a, wrap.offerer?.(sa) ?? sa, "offerer", options),
+      negotiate(b, wrap.answerer?.(sb) ?? sb, "answerer", options),
+    ]);
+    strictEqual(a.connectionState, "connected");
+    const outbound = new WebRTCStream(a.createDataChannel(""));
+    const data = randomBytes(random(5), 256 * 1024);
+    const [, received] = await Promise.all([
+      writeAndClose(outbound, data),
+      inbound.promise.then((s) => readAll(s.readable)),
+    ]);
+    assertBytes(received, data);
+    (await inbound.promise).reset();
+  } finally {
+    a.close();
+    b.close();
+  }
 }

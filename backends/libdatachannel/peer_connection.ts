@@ -9,12 +9,29 @@
  * - `createOffer()`/`createAnswer()` generate and apply the description
  *   natively, but nothing shows it yet: `localDescription` stays `null`, and
  *   candidates and state changes are held back until `setLocalDescription`.
+ *   What they return carries no candidate, as from a W3C stack: gathering
+ *   has started by then and may have listed some, and an offer that gives
+ *   the answerer an address early exposes the race below.
  * - `setLocalDescription(d, credentials)` with credentials other than the
  *   generated ones (or an SDP whose ufrag/pwd were changed) recreates the
  *   native connection and its channels and generates again with them. Nothing
  *   has reached the peer by then, so that is invisible to it. Without a
  *   `certificate` option the rebuilt connection has a new DTLS certificate;
  *   `localFingerprint()` reports the one in use.
+ *
+ * libdatachannel has a race this file cannot remove, only stay clear of:
+ * its `setRemoteDescription` hands the description to the ICE agent before
+ * the peer connection stores it, and DTLS starts on the ICE agent's thread
+ * the moment ICE connects. The agent answers checks before it has a remote
+ * description, so if the peer checked it already, ICE can connect inside
+ * `setRemoteDescription`: DTLS then checks the peer's certificate against no
+ * description and fails ("certificate verify failed"), or a buffered
+ * ClientHello is replayed before the DTLS transport is ready and lost until
+ * it is resent a second later. Remote candidates are therefore never given
+ * to libdatachannel before the remote description (and an answerer's not
+ * before its answer), and an offerer's candidates must not reach the peer
+ * before the answer is applied: `core/negotiation.ts` holds them, and
+ * `createOffer` shows none.
  *
  * Internal to the libdatachannel backend.
  *
@@ -186,7 +203,7 @@ export class LibdatachannelPeerConnection
       throw invalidState("an offer cannot follow a remote offer");
     }
     if (this.#applied === null) this.#generate("offer", undefined);
-    return { type: "offer", sdp: this.#nativeLocalSdp() ?? "" };
+    return { type: "offer", sdp: this.#generatedSdp() };
   }
 
   /** Generates the answer (applied natively, not yet visible). */
@@ -197,7 +214,7 @@ export class LibdatachannelPeerConnection
       throw invalidState("an answer needs a remote offer first");
     }
     if (this.#applied === null) this.#generate("answer", undefined);
-    return { type: "answer", sdp: this.#nativeLocalSdp() ?? "" };
+    return { type: "answer", sdp: this.#generatedSdp() };
   }
 
   /**
@@ -589,6 +606,11 @@ export class LibdatachannelPeerConnection
         { cause: error },
       );
     }
+  }
+
+  /** The generated description without the candidates gathered so far. */
+  #generatedSdp(): string {
+    return takeCandidates(this.#nativeLocalSdp() ?? "").sdp;
   }
 
   #nativeLocalSdp(): string | undefined {
