@@ -35,17 +35,16 @@
  * connection first, which the peer never sees. Offers need a data channel
  * to exist (libdatachannel has nothing to negotiate otherwise).
  *
- * Connection setup on one machine takes about one extra second now and
- * then (a quarter of the time in our loopback tests): the answerer, the DTLS
- * client, sends its ClientHello as soon as its ICE agent is nominated, which
- * can be before the offerer's DTLS transport exists, and the hello is only
- * resent after DTLS's one-second retransmission timer. Making the
- * answerer the DTLS server (`a=setup:passive`) avoids that, but exposes a
- * libdatachannel race instead: its ICE agent gets the remote description
- * before the peer connection stores it, so a fast DTLS client can check the
- * peer's fingerprint against nothing and fail the connection ("Got a remote
- * candidate without ICE transport"). This backend keeps libdatachannel's
- * default roles for that reason.
+ * Two libdatachannel races shape how connections should be set up (see
+ * `libdatachannel/peer_connection.ts`): its `setRemoteDescription` hands the
+ * description to the ICE agent before storing it, so an offerer whose ICE
+ * completes inside that call checks the peer's DTLS certificate against
+ * nothing ("certificate verify failed"); and a ClientHello that arrives
+ * before DTLS is ready waits for the client's one-second resend. Both are
+ * avoided when the offerer's candidates reach the answerer only after the
+ * offerer has applied the answer, which is what the core's `/webrtc`
+ * negotiation does; this example trickles at once, as a quick two-peer
+ * setup on one machine may.
  *
  * @example Two peer connections on loopback
  * ```ts
@@ -88,6 +87,7 @@ import type {
   PeerConnectionOptions,
 } from "../core/backend.ts";
 import { TimeoutError } from "../core/errors.ts";
+import { MAX_MESSAGE_SIZE } from "../core/sdp.ts";
 import { toNativeIceServers } from "./libdatachannel/ice_servers.ts";
 import { loadNative } from "./libdatachannel/native.ts";
 import {
@@ -108,9 +108,6 @@ export interface LibdatachannelOptions {
    */
   cleanup?: boolean;
 }
-
-/** The largest message either side sends, as the libp2p spec asks. */
-const MAX_MESSAGE_SIZE = 16384;
 
 /**
  * The libdatachannel backend. Create it with {@linkcode libdatachannel},
