@@ -273,6 +273,12 @@ export function decodeFrameBody(body: Uint8Array): Frame {
  * of at most `maxFrameSize` bytes, and a prefix announcing a larger frame is
  * refused at once, before its body arrives.
  *
+ * The common split, the one go, js and p2prtc send (the prefix in one
+ * message, the whole body in the next), costs no copy: only the prefix is
+ * held, and the body is decoded where it arrives. The frame buffer is made
+ * only for a body that is itself split, so a stream that never receives one
+ * never holds it.
+ *
  * After `push` has thrown, the stream is out of sync and the decoder must not
  * be used again.
  */
@@ -281,10 +287,15 @@ export class FrameDecoder {
   readonly maxFrameSize: number;
   /** The most bytes a valid prefix can take under {@linkcode maxFrameSize}. */
   readonly #maxPrefix: number;
-  #partial: Uint8Array | undefined;
-  #partialLength = 0;
-  /** The size of the partial frame, prefix included, once its prefix is known. */
-  #partialSize = 0;
+  /** The bytes of a prefix not yet complete. */
+  #prefix: Uint8Array | undefined;
+  /** Prefix bytes of the frame in progress (0: none in progress). */
+  #prefixLength = 0;
+  /** The body length of the frame in progress, once its prefix is whole. */
+  #bodyLength = -1;
+  /** The body bytes of the frame in progress, when its body is split. */
+  #body: Uint8Array | undefined;
+  #bodyHeld = 0;
 
   /** Makes a decoder; see {@linkcode FrameDecoderOptions}. */
   constructor(options: FrameDecoderOptions = {}) {
@@ -292,9 +303,9 @@ export class FrameDecoder {
     this.#maxPrefix = varintLength(this.maxFrameSize);
   }
 
-  /** Bytes held from a frame not yet complete. */
+  /** Bytes held from a frame not yet complete, prefix included. */
   get bufferedBytes(): number {
-    return this.#partialLength;
+    return this.#prefixLength + this.#bodyHeld;
   }
 
   /**
@@ -306,20 +317,19 @@ export class FrameDecoder {
    */
   push(chunk: Uint8Array, onFrame: (frame: Frame) => void): void {
     let offset = 0;
-    if (this.#partialLength > 0) {
-      offset = this.#fillPartial(chunk, onFrame);
-    }
+    if (this.#prefixLength > 0) offset = this.#continue(chunk, onFrame);
     while (offset < chunk.length) {
       const bodyLength = readVarint(chunk, offset, this.#maxPrefix);
       if (bodyLength === -1) {
-        this.#stash(chunk.subarray(offset));
+        this.#holdPrefix(chunk, offset);
         return;
       }
       const prefixEnd = cursor;
       const size = this.#checkSize(bodyLength, prefixEnd - offset);
       if (offset + size > chunk.length) {
-        this.#partialSize = size;
-        this.#stash(chunk.subarray(offset));
+        this.#prefixLength = prefixEnd - offset;
+        this.#bodyLength = bodyLength;
+        if (prefixEnd < chunk.length) this.#holdBody(chunk.subarray(prefixEnd));
         return;
       }
       onFrame(decodeFrameBody(chunk.subarray(prefixEnd, offset + size)));
@@ -340,42 +350,58 @@ export class FrameDecoder {
     return size;
   }
 
-  #stash(bytes: Uint8Array): void {
-    this.#partial ??= new Uint8Array(this.maxFrameSize);
-    this.#partial.set(bytes, this.#partialLength);
-    this.#partialLength += bytes.length;
+  /** Keeps the start of a prefix that `chunk` ends inside. */
+  #holdPrefix(chunk: Uint8Array, offset: number): void {
+    this.#prefix ??= new Uint8Array(this.#maxPrefix);
+    this.#prefix.set(chunk.subarray(offset), this.#prefixLength);
+    this.#prefixLength += chunk.length - offset;
   }
 
-  /** Completes the partial frame from `chunk`; returns the bytes used. */
-  #fillPartial(chunk: Uint8Array, onFrame: (frame: Frame) => void): number {
-    const partial = this.#partial!;
+  #holdBody(bytes: Uint8Array): void {
+    this.#body ??= new Uint8Array(this.maxFrameSize);
+    this.#body.set(bytes, this.#bodyHeld);
+    this.#bodyHeld += bytes.length;
+  }
+
+  /** Forgets the frame in progress, before it is handed out. */
+  #clear(): void {
+    this.#prefixLength = 0;
+    this.#bodyLength = -1;
+    this.#bodyHeld = 0;
+  }
+
+  /** Continues the frame in progress from `chunk`; returns the bytes used. */
+  #continue(chunk: Uint8Array, onFrame: (frame: Frame) => void): number {
     let offset = 0;
     // The prefix itself may be split: take bytes one at a time until it ends.
-    while (this.#partialSize === 0) {
+    while (this.#bodyLength < 0) {
       if (offset >= chunk.length) return offset;
-      partial[this.#partialLength++] = chunk[offset++];
+      const prefix = this.#prefix!;
+      prefix[this.#prefixLength++] = chunk[offset++];
       const bodyLength = readVarint(
-        partial.subarray(0, this.#partialLength),
+        prefix.subarray(0, this.#prefixLength),
         0,
         this.#maxPrefix,
       );
       if (bodyLength !== -1) {
-        this.#partialSize = this.#checkSize(bodyLength, this.#partialLength);
+        this.#checkSize(bodyLength, this.#prefixLength);
+        this.#bodyLength = bodyLength;
       }
     }
-    const take = Math.min(
-      this.#partialSize - this.#partialLength,
-      chunk.length - offset,
-    );
-    partial.set(chunk.subarray(offset, offset + take), this.#partialLength);
-    this.#partialLength += take;
+    const missing = this.#bodyLength - this.#bodyHeld;
+    if (this.#bodyHeld === 0 && chunk.length - offset >= missing) {
+      // The whole body is here: decode it in place.
+      this.#clear();
+      onFrame(decodeFrameBody(chunk.subarray(offset, offset + missing)));
+      return offset + missing;
+    }
+    const take = Math.min(missing, chunk.length - offset);
+    this.#holdBody(chunk.subarray(offset, offset + take));
     offset += take;
-    if (this.#partialLength === this.#partialSize) {
-      const prefix = prefixLength(partial);
-      const size = this.#partialSize;
-      this.#partialLength = 0;
-      this.#partialSize = 0;
-      onFrame(decodeFrameBody(partial.subarray(prefix, size)));
+    if (this.#bodyHeld === this.#bodyLength) {
+      const body = this.#body!.subarray(0, this.#bodyLength);
+      this.#clear();
+      onFrame(decodeFrameBody(body));
     }
     return offset;
   }
