@@ -50,7 +50,10 @@
  * messages that make werift's receive path throw (an unhandled rejection
  * that ends the process) and packets that make it throw the same way by
  * arriving twice at once (a SHUTDOWN or INIT ACK starts its retransmission
- * timer twice), the connection state after the peer aborts (werift stays
+ * timer twice), stream resets around a channel closed as the peer opens it
+ * (werift reset the stream before sending its DCEP ACK, and reset it twice
+ * when both ends closed at once; Chromium then stalled or closed the next
+ * channel on that id), the connection state after the peer aborts (werift stays
  * "connected"), and send queues of many small messages (werift
  * slows down quadratically; at most 8 per channel are inside it).
  *

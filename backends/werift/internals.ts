@@ -90,6 +90,14 @@ export interface SctpAssociation {
   readonly timer2Handle?: unknown;
   /** The receive state of a stream, created on its first DATA chunk. */
   getInboundStream(streamId: number): InboundStream;
+  /** Streams waiting for an outgoing reset request. */
+  reconfigQueue: number[];
+  /** The outgoing reset request awaiting its response, if any. */
+  readonly reconfigRequest?: { streams: number[] };
+  /** Sends a reset request for the queued streams unless one is outstanding. */
+  transmitReconfigRequest(): Promise<void>;
+  /** Stops the reset request's retransmission timer. */
+  timerReconfigCancel(): void;
   /** Queues one message on a stream with a given payload protocol id. */
   send(
     streamId: number,

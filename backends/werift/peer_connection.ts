@@ -55,7 +55,13 @@ import {
   type SctpTransportInternals,
   type SecureManager,
 } from "./internals.ts";
-import { deliverReordered, guardReceive, guardTimerStarts } from "./sctp.ts";
+import {
+  ackBeforeReset,
+  deliverReordered,
+  guardReceive,
+  guardTimerStarts,
+  resetOnce,
+} from "./sctp.ts";
 import { dropMdnsCandidates, isMdnsCandidate, sameCredentials } from "./sdp.ts";
 
 /** Backend-wide settings a connection needs. */
@@ -440,6 +446,8 @@ export class WeriftPeerConnection implements PeerConnection, ChannelOwner {
     guardReceive(sctp, transport.dataChannels);
     deliverReordered(sctp);
     guardTimerStarts(sctp);
+    ackBeforeReset(sctp, (fn) => this.dispatch.hold(fn));
+    resetOnce(sctp);
     const subscription = sctp.stateChanged.connecting.subscribe(() => {
       // `start()` has resolved an "auto" DTLS role by now.
       (transport as unknown as SctpTransportInternals).dataChannelId =
