@@ -80,6 +80,14 @@ export type Command = (args: string[], signal: AbortSignal) => Promise<string>;
  * `node` (at most 2 s: js-libp2p's stop() can hang with WebRTC,
  * js-libp2p#2625) and exits.
  */
+/** A rejection reason as one line: an Error's name and message, or its type. */
+function describeError(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  const type = (error as { type?: unknown })?.type;
+  const kind = (error as object | null)?.constructor?.name ?? typeof error;
+  return type === undefined ? `${kind} ${String(error)}` : `${kind} ${type}`;
+}
+
 export async function runCommands(
   node: Libp2p,
   addr: string,
@@ -96,8 +104,9 @@ export async function runCommands(
       : Promise.reject(new Error(`unknown command ${name}`));
     work.then(
       (answer) => console.log(answer),
+      // Not every rejection is an Error (an RTC event, say): name what it is.
       (error) =>
-        console.log(`error ${String(error?.message).replace(/\s+/g, " ")}`),
+        console.log(`error ${describeError(error).replace(/\s+/g, " ")}`),
     );
   };
   const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream());
