@@ -25,19 +25,17 @@ import type { WebRTCConnection } from "../core/connection.ts";
 import type { WebRTCDirectListener } from "../core/direct_listen.ts";
 import { generateIdentity } from "../core/identity.ts";
 import { AGENT_VERSION, WebRTCTransport } from "../core/transport.ts";
+import type { BrowserPage } from "./browser/browser_page.ts";
 import {
-  type BrowserPage,
-  CHROMIUM_PATH,
-  chromiumInstalled,
-  startBrowserPage,
-} from "./browser/browser_page.ts";
+  CHROMIUM_IGNORED,
+  needChromium,
+  openConsolePage,
+} from "./browser/page_cases.ts";
 import type { DirectDialPageApi } from "./browser/direct_dial_entry.ts";
 import type { Libp2pDialPageApi } from "./browser/libp2p_dial_entry.ts";
 import type { DialEchoPageApi, DialEchoResult } from "./browser/page_echo.ts";
 import { waitFor } from "./conformance/connect.ts";
 
-const IN_CI = Deno.env.get("CI") !== undefined;
-const INSTALLED = chromiumInstalled();
 const ECHO = "/echo/1.0.0";
 const SIZE = 1024 * 1024;
 /** The page's bound for dial, ping and echo together. */
@@ -47,8 +45,6 @@ const STEP_MS = 20_000;
 /** What the last handle check says when it fails. */
 const LEFT_OPEN =
   "libdatachannel handles left open (peer connections, data channels, UDP listeners)";
-/** Page console lines kept for a failure report. */
-const CONSOLE_LINES = 200;
 
 /** A p2prtc listener on loopback whose every connection echoes. */
 interface EchoListener extends AsyncDisposable {
@@ -93,32 +89,6 @@ function settled<T>(promise: Promise<T>, what: string): Promise<T> {
   });
 }
 
-/** Opens a page running `entry`, keeping its last console lines. */
-async function openPage<Api>(entry: URL) {
-  const lines: string[] = [];
-  let page: BrowserPage<Api>;
-  try {
-    page = await startBrowserPage<Api>({
-      onEvent: () => {},
-      onConsole: (line) => {
-        lines.push(line);
-        if (lines.length > CONSOLE_LINES) lines.shift();
-      },
-      entry,
-      callTimeoutMs: PAGE_MS + STEP_MS,
-    });
-  } catch (error) {
-    // A module that fails to load says why only on the console.
-    throw new Error(
-      `the page ${entry.pathname} did not start; its console:\n${
-        lines.join("\n")
-      }`,
-      { cause: error },
-    );
-  }
-  return { page, lines };
-}
-
 /**
  * Has the page dial the listener, ping it and echo 1 MiB while the
  * listener accepts; checks that each end authenticated the other, prints
@@ -127,7 +97,7 @@ async function openPage<Api>(entry: URL) {
 async function dialFromPage(
   server: EchoListener,
   page: BrowserPage<DialEchoPageApi>,
-  lines: readonly string[],
+  failed: (what: string, cause: unknown) => Error,
   what: string,
 ): Promise<{ inbound: WebRTCConnection; result: DialEchoResult }> {
   const { listener, transport } = server;
@@ -140,10 +110,7 @@ async function dialFromPage(
   try {
     result = await page.call("dialEcho", listener.addr, SIZE, seed, PAGE_MS);
   } catch (error) {
-    throw new Error(
-      `the page failed (seed ${seed}); its console:\n${lines.join("\n")}`,
-      { cause: error },
-    );
+    throw failed(`the page failed (seed ${seed})`, error);
   }
   const inbound = await settled(accepted, "the listener to accept");
   strictEqual(result.remotePeer, transport.identity.peerId.toString());
@@ -160,32 +127,23 @@ async function dialFromPage(
   return { inbound, result };
 }
 
-/** Fails under CI when Chromium is missing; otherwise the test is ignored. */
-function needChromium(): void {
-  if (!INSTALLED) {
-    throw new Error(
-      `Chromium is needed under CI and is not at ${CHROMIUM_PATH}: ` +
-        "apt-get install -y --no-install-recommends chromium",
-    );
-  }
-}
-
 Deno.test({
   name:
     "browser direct: p2prtc in headless Chromium dials a p2prtc listener and echoes 1 MiB",
-  ignore: !INSTALLED && !IN_CI,
+  ignore: CHROMIUM_IGNORED,
   async fn() {
     needChromium();
     await using server = await echoListener();
-    const { page, lines } = await openPage<DirectDialPageApi>(
+    const { page, failed } = await openConsolePage<DirectDialPageApi>(
       new URL("./browser/direct_dial_entry.ts", import.meta.url),
+      PAGE_MS + STEP_MS,
     );
     await using _page = page;
     ok(
       await page.call("directDial"),
       "Chromium refused munged ICE credentials",
     );
-    const { inbound } = await dialFromPage(server, page, lines, "p2prtc");
+    const { inbound } = await dialFromPage(server, page, failed, "p2prtc");
 
     // The page closing its side is seen here, and nothing is left there.
     deepStrictEqual(await page.call("close", STEP_MS), {
@@ -201,18 +159,19 @@ Deno.test({
 Deno.test({
   name:
     "browser direct: js-libp2p in headless Chromium dials a p2prtc listener, pings it and echoes 1 MiB",
-  ignore: !INSTALLED && !IN_CI,
+  ignore: CHROMIUM_IGNORED,
   async fn() {
     needChromium();
     await using server = await echoListener();
-    const { page, lines } = await openPage<Libp2pDialPageApi>(
+    const { page, failed } = await openConsolePage<Libp2pDialPageApi>(
       new URL("./browser/libp2p_dial_entry.ts", import.meta.url),
+      PAGE_MS + STEP_MS,
     );
     await using _page = page;
     const { inbound, result } = await dialFromPage(
       server,
       page,
-      lines,
+      failed,
       "js-libp2p",
     );
     // js-libp2p ran identify against the listener.

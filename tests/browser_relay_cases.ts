@@ -24,10 +24,10 @@ import { generateIdentity } from "../core/identity.ts";
 import { WebRTCTransport } from "../core/transport.ts";
 import { relaySignaling } from "../signaling/relay.ts";
 import {
-  CHROMIUM_PATH,
-  chromiumInstalled,
-  startBrowserPage,
-} from "./browser/browser_page.ts";
+  CHROMIUM_IGNORED,
+  needChromium,
+  openConsolePage,
+} from "./browser/page_cases.ts";
 import { DENO_PEERS } from "./browser/deno_peer.ts";
 import type { RelayPageApi } from "./browser/relay_entry.ts";
 import {
@@ -38,16 +38,12 @@ import { isLoopback, waitFor } from "./conformance/connect.ts";
 import { random, randomBytes } from "./random.ts";
 import { assertBytes, readAll, writeAndClose } from "./stream_helpers.ts";
 
-const IN_CI = Deno.env.get("CI") !== undefined;
-const INSTALLED = chromiumInstalled();
 const ECHO = "/echo/1.0.0";
 const SIZE = 1024 * 1024;
 /** The bound on the page's connect and echo together. */
 const PAGE_MS = 30_000;
 /** Every other wait. */
 const STEP_MS = 20_000;
-/** Page console lines kept for a failure report. */
-const CONSOLE_LINES = 200;
 
 /** `promise`, or a TimeoutError once `ms` have passed. */
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -95,16 +91,10 @@ for (const [denoName, denoPeer] of Object.entries(DENO_PEERS)) {
   Deno.test({
     name:
       `browser relay: Chromium and ${denoName} connect over /webrtc with /webrtc-signaling/0.0.1 over a WebSocket, both ways, 1 MiB echoed`,
-    ignore: !INSTALLED && !IN_CI,
+    ignore: CHROMIUM_IGNORED,
     async fn(t) {
-      if (!INSTALLED) {
-        throw new Error(
-          `Chromium is needed under CI and is not at ${CHROMIUM_PATH}: ` +
-            "apt-get install -y --no-install-recommends chromium",
-        );
-      }
+      needChromium();
       const deno = await denoPeer();
-      const lines: string[] = [];
       try {
         const transport = new WebRTCTransport({
           backend: deno.backend,
@@ -114,15 +104,11 @@ for (const [denoName, denoPeer] of Object.entries(DENO_PEERS)) {
         await using _transport = transport;
         transport.handle(ECHO, (s) => s.readable.pipeTo(s.writable));
         const self = transport.identity.peerId.toString();
-        await using page = await startBrowserPage<RelayPageApi>({
-          onEvent: () => {},
-          onConsole: (line) => {
-            lines.push(line);
-            if (lines.length > CONSOLE_LINES) lines.shift();
-          },
-          entry: new URL("./browser/relay_entry.ts", import.meta.url),
-          callTimeoutMs: PAGE_MS + STEP_MS,
-        });
+        const { page, failed } = await openConsolePage<RelayPageApi>(
+          new URL("./browser/relay_entry.ts", import.meta.url),
+          PAGE_MS + STEP_MS,
+        );
+        await using _page = page;
         const pagePeer = await page.call("peerId");
         // The Deno side's role for the socket the page opens next.
         let role: "offerer" | "answerer" = "answerer";
@@ -144,10 +130,6 @@ for (const [denoName, denoPeer] of Object.entries(DENO_PEERS)) {
             await within(socket!.closed, STEP_MS, "the socket to close"),
             1000,
           );
-        const failed = (what: string, error: unknown) =>
-          new Error(`${what}; the page's console:\n${lines.join("\n")}`, {
-            cause: error,
-          });
         // Later steps build on earlier ones, so the first failure ends it.
         const step = async (name: string, fn: () => Promise<void>) => {
           if (!await t.step(name, fn)) throw new Error(`step failed: ${name}`);

@@ -24,10 +24,10 @@ import { generateIdentity } from "../core/identity.ts";
 import { WebRTCTransport } from "../core/transport.ts";
 import { RendezvousClient } from "../signaling/websocket.ts";
 import {
-  CHROMIUM_PATH,
-  chromiumInstalled,
-  startBrowserPage,
-} from "./browser/browser_page.ts";
+  CHROMIUM_IGNORED,
+  needChromium,
+  openConsolePage,
+} from "./browser/page_cases.ts";
 import { DENO_PEERS } from "./browser/deno_peer.ts";
 import type { RendezvousPageApi } from "./browser/rendezvous_entry.ts";
 import { isLoopback } from "./conformance/connect.ts";
@@ -35,29 +35,19 @@ import { random, randomBytes } from "./random.ts";
 import { bounded, startRendezvous, STEP_MS } from "./rendezvous_helpers.ts";
 import { assertBytes, readAll, writeAndClose } from "./stream_helpers.ts";
 
-const IN_CI = Deno.env.get("CI") !== undefined;
-const INSTALLED = chromiumInstalled();
 const ECHO = "/echo/1.0.0";
 const SIZE = 1024 * 1024;
 /** The bound on the page's dial and echo together. */
 const PAGE_MS = 30_000;
-/** Page console lines kept for a failure report. */
-const CONSOLE_LINES = 200;
 
 for (const [denoName, denoPeer] of Object.entries(DENO_PEERS)) {
   Deno.test({
     name:
       `browser rendezvous: Chromium and ${denoName} meet on the WebSocket rendezvous and connect over /webrtc, both ways, 1 MiB echoed`,
-    ignore: !INSTALLED && !IN_CI,
+    ignore: CHROMIUM_IGNORED,
     async fn(t) {
-      if (!INSTALLED) {
-        throw new Error(
-          `Chromium is needed under CI and is not at ${CHROMIUM_PATH}: ` +
-            "apt-get install -y --no-install-recommends chromium",
-        );
-      }
+      needChromium();
       const deno = await denoPeer();
-      const lines: string[] = [];
       try {
         await using server = startRendezvous();
         const identity = await generateIdentity();
@@ -87,20 +77,12 @@ for (const [denoName, denoPeer] of Object.entries(DENO_PEERS)) {
           }
         })();
 
-        await using page = await startBrowserPage<RendezvousPageApi>({
-          onEvent: () => {},
-          onConsole: (line) => {
-            lines.push(line);
-            if (lines.length > CONSOLE_LINES) lines.shift();
-          },
-          entry: new URL("./browser/rendezvous_entry.ts", import.meta.url),
-          callTimeoutMs: PAGE_MS + STEP_MS,
-        });
+        const { page, failed } = await openConsolePage<RendezvousPageApi>(
+          new URL("./browser/rendezvous_entry.ts", import.meta.url),
+          PAGE_MS + STEP_MS,
+        );
+        await using _page = page;
         const pagePeer = await page.call("peerId");
-        const failed = (what: string, error: unknown) =>
-          new Error(`${what}; the page's console:\n${lines.join("\n")}`, {
-            cause: error,
-          });
         // Later steps build on earlier ones, so the first failure ends it.
         const step = async (name: string, fn: () => Promise<void>) => {
           if (!await t.step(name, fn)) throw new Error(`step failed: ${name}`);
