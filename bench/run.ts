@@ -172,7 +172,10 @@ export async function runSuites(options: RunOptions = {}): Promise<RunResult> {
   return { started, smoke: options.smoke ?? false, suites };
 }
 
-/** The rows of a result that failed, as `suite: group / name`. */
+/**
+ * The rows of a result that failed, as `suite: group / name: error`, the
+ * error being what `deno bench --json` reported (its first lines).
+ */
 export function failures(result: RunResult): string[] {
   const out: string[] = [];
   for (const suite of result.suites) {
@@ -180,9 +183,15 @@ export function failures(result: RunResult): string[] {
       out.push(`${suite.suite}: exit code ${suite.code}`);
     }
     for (const row of suite.benches) {
-      if (row.results.some((r) => r.ok === undefined)) {
-        out.push(`${suite.suite}: ${row.group} / ${row.name}`);
-      }
+      const failed = row.results.find((r) => r.ok === undefined);
+      if (failed === undefined) continue;
+      const error = typeof failed.failed === "string"
+        ? failed.failed
+        : JSON.stringify(failed.failed ?? null);
+      out.push(
+        `${suite.suite}: ${row.group} / ${row.name}: ` +
+          error.split("\n").slice(0, 12).join("\n"),
+      );
     }
   }
   return out;

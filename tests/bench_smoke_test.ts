@@ -29,14 +29,15 @@ for (const suite of SUITES) {
       suiteTimeout: 300_000,
     });
     results.push(result);
+    // The failed rows first: they carry the error, the exit code does not.
+    const run: RunResult = { started: "", smoke: true, suites: [result] };
+    strictEqual(failures(run).join("\n"), "");
     strictEqual(
       result.code,
       0,
       `exit code; stderr ends:\n${result.stderrTail}`,
     );
     ok(result.benches.length > 0, "deno bench --json reported no row");
-    const run: RunResult = { started: "", smoke: true, suites: [result] };
-    strictEqual(failures(run).join("; "), "");
     // Every case of benchCase recorded its iterations (the codec rows are
     // plain Deno.bench micro-benchmarks and the teardown row records none).
     for (const row of result.benches) {
