@@ -98,6 +98,14 @@ export interface SctpAssociation {
   transmitReconfigRequest(): Promise<void>;
   /** Stops the reset request's retransmission timer. */
   timerReconfigCancel(): void;
+  /** The SCTP MTU: the largest packet it sends, common header included. */
+  readonly mtu: number;
+  /** Sends one packet holding `chunk.bytes`; every send goes through it. */
+  sendChunk(
+    chunk: { readonly type: number; readonly bytes: Buffer },
+  ): Promise<void>;
+  /** One round of sending: retransmissions, then queued DATA within the window. */
+  transmitOnce(): Promise<void>;
   /** Queues one message on a stream with a given payload protocol id. */
   send(
     streamId: number,

@@ -57,6 +57,7 @@ import {
 } from "./internals.ts";
 import {
   ackBeforeReset,
+  bundleData,
   deliverReordered,
   guardReceive,
   guardTimerStarts,
@@ -448,6 +449,7 @@ export class WeriftPeerConnection implements PeerConnection, ChannelOwner {
     guardTimerStarts(sctp);
     ackBeforeReset(sctp, (fn) => this.dispatch.hold(fn));
     resetOnce(sctp);
+    bundleData(sctp);
     const subscription = sctp.stateChanged.connecting.subscribe(() => {
       // `start()` has resolved an "auto" DTLS role by now.
       (transport as unknown as SctpTransportInternals).dataChannelId =
