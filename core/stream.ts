@@ -79,6 +79,16 @@ type ReadState = "open" | "fin" | "stopped" | "reset";
 const scratch = new Uint8Array(MAX_FRAME_SIZE);
 
 /**
+ * The largest frame sent as one message. go reads a channel through a
+ * 4096-byte buffer and fails on any larger message, so bigger frames go out
+ * as two, the length prefix and then the body, as go and js send them. Every
+ * implementation reads frames as a byte stream, so small frames (flags,
+ * Noise, multistream-select, small writes) may go whole: one message and,
+ * on werift, one packet less each.
+ */
+const SINGLE_MESSAGE_FRAME_SIZE = 4096;
+
+/**
  * A libp2p stream over one data channel.
  *
  * Bytes written to {@linkcode WebRTCStream.writable} go out in frames of at
@@ -355,12 +365,14 @@ export class WebRTCStream implements AsyncDisposable {
   /** Sends one frame; returns `false` if the channel refused it. */
   #send(frame: Frame): boolean {
     const bytes = encodeFrame(frame, scratch);
-    // Prefix and body as two messages, as go and js send them: go reads
-    // through a 4 KiB buffer and fails on one larger message.
-    const prefix = prefixLength(bytes);
     try {
-      this.#channel.send(bytes.subarray(0, prefix));
-      this.#channel.send(bytes.subarray(prefix));
+      if (bytes.length <= SINGLE_MESSAGE_FRAME_SIZE) {
+        this.#channel.send(bytes);
+      } else {
+        const prefix = prefixLength(bytes);
+        this.#channel.send(bytes.subarray(0, prefix));
+        this.#channel.send(bytes.subarray(prefix));
+      }
       return true;
     } catch (error) {
       // A stack whose channel died under us (a stale readyState, say).

@@ -38,12 +38,32 @@ export class FakeDataChannel implements DataChannel {
 
   /** Messages this end has sent, as they were sent (for assertions). */
   readonly sent: Uint8Array[] = [];
+  /**
+   * The bodies (without length prefix) of the frames this end has sent, in
+   * order, whether a frame went out whole or as prefix and body.
+   */
+  get sentFrames(): Uint8Array[] {
+    const bodies: Uint8Array[] = [];
+    let prefixAlone = false;
+    for (const message of this.sent) {
+      if (prefixAlone) {
+        bodies.push(message);
+        prefixAlone = false;
+        continue;
+      }
+      const prefix = wholeFramePrefix(message);
+      if (prefix === message.length) prefixAlone = true;
+      else bodies.push(message.subarray(prefix));
+    }
+    return bodies;
+  }
+
   /** How many times `close()` found the channel open or connecting. */
   closeCalls = 0;
   /**
-   * Picks what happens to each frame this end sends, by its body (the second
-   * of the two messages a frame goes out as). The frame's prefix follows the
-   * body's fate.
+   * Picks what happens to each frame this end sends, by its body (without
+   * the length prefix). A frame sent as two messages, prefix then body, is
+   * picked on its body, and the prefix follows the body's fate.
    */
   intercept: ((body: Uint8Array) => InterceptAction) | undefined;
 
@@ -52,6 +72,7 @@ export class FakeDataChannel implements DataChannel {
   #buffered = 0;
   #queue: Uint8Array[] = [];
   #held: Uint8Array[] = [];
+  #prefixAlone = false;
   #stalled = false;
   #scheduled = false;
   readonly #options: FakeLinkOptions;
@@ -77,12 +98,18 @@ export class FakeDataChannel implements DataChannel {
     }
     const copy = data.slice();
     this.sent.push(copy);
-    const action = this.intercept?.(copy) ?? "deliver";
+    const split = this.#prefixAlone;
+    // A frame goes out whole, or as its prefix alone and then its body.
+    const prefix = split ? 0 : wholeFramePrefix(copy);
+    this.#prefixAlone = !split && prefix === copy.length;
+    const action = this.#prefixAlone
+      ? "deliver"
+      : this.intercept?.(copy.subarray(prefix)) ?? "deliver";
     if (action !== "deliver") {
-      // The prefix went out just before this body; it shares the body's fate.
-      const prefix = this.#queue.pop()!;
-      this.#buffered -= prefix.length;
-      if (action === "hold") this.#held.push(prefix, copy);
+      // A prefix sent just before this body shares the body's fate.
+      const parts = split ? [this.#queue.pop()!, copy] : [copy];
+      if (split) this.#buffered -= parts[0].length;
+      if (action === "hold") this.#held.push(...parts);
       return;
     }
     this.#buffered += copy.length;
@@ -202,4 +229,15 @@ export function createChannelPair(
   a.peer = b;
   b.peer = a;
   return [a, b];
+}
+
+/**
+ * The size of the varint at the start of `message`, which is either a whole
+ * frame (prefix and body) or a frame's prefix sent alone.
+ */
+function wholeFramePrefix(message: Uint8Array): number {
+  for (let i = 0; i < message.length && i < 5; i++) {
+    if ((message[i] & 0x80) === 0) return i + 1;
+  }
+  return 0;
 }

@@ -207,8 +207,8 @@ Deno.test("handshake: both sides learn the other's peer ID; channel 0 stays open
   assertOpenAndIdle(channel, dialer, listener);
   equal(await isSettled(dialer.closed), false);
   equal(await isSettled(listener.closed), false);
-  equal(channel.dialerEnd.sent.length, 2);
-  equal(channel.listenerEnd.sent.length, 4);
+  equal(channel.dialerEnd.sentFrames.length, 1);
+  equal(channel.listenerEnd.sentFrames.length, 2);
 
   // The handshake no longer reads channel 0: later bytes wait for whoever
   // reads it next.
@@ -229,13 +229,11 @@ Deno.test("handshake: the listener's first data frame is 24 12 22 00 20 <e>", as
   const listener = new WebRTCStream(channel.listenerEnd);
   await handshakeBoth(dialer, listener);
 
-  // A frame goes out as two channel messages: the prefix, then the body.
-  const [prefix, body] = channel.listenerEnd.sent;
-  deepEqual([...prefix], [0x24]);
-  equal(body.length, 36);
-  deepEqual([...body.subarray(0, 4)], [0x12, 0x22, 0x00, 0x20]);
-  const frame = new Uint8Array([...prefix, ...body]);
+  // A frame this small goes out as one channel message.
+  const [frame] = channel.listenerEnd.sent;
   equal(frame.length, 37);
+  deepEqual([...frame.subarray(0, 5)], [0x24, 0x12, 0x22, 0x00, 0x20]);
+  const body = frame.subarray(1);
   // The 32-byte ephemeral key is not all zeros.
   ok(body.subarray(4).some((byte) => byte !== 0));
 
@@ -280,9 +278,9 @@ Deno.test("handshake: a Noise message split across frames still works", async ()
   const channel = channel0Pair();
   const dialer = new WebRTCStream(channel.dialerEnd);
   const listener = new WebRTCStream(channel.listenerEnd);
-  // Drop the body of the listener's first frame (its prefix goes with it).
+  // Drop the listener's first frame.
   let sends = 0;
-  channel.listenerEnd.intercept = () => ++sends === 2 ? "drop" : "deliver";
+  channel.listenerEnd.intercept = () => ++sends === 1 ? "drop" : "deliver";
   const listening = noiseHandshake(listener, listenerOptions());
   const dialing = noiseHandshake(dialer, dialerOptions());
   await tick();
@@ -303,9 +301,9 @@ Deno.test("handshake: bytes after the last message neither fail the handshake no
   const channel = channel0Pair();
   const dialer = new WebRTCStream(channel.dialerEnd);
   const listener = new WebRTCStream(channel.listenerEnd);
-  // Drop the body of the listener's second frame (message 3) ...
+  // Drop the listener's second frame (message 3) ...
   let sends = 0;
-  channel.listenerEnd.intercept = () => ++sends === 4 ? "drop" : "deliver";
+  channel.listenerEnd.intercept = () => ++sends === 2 ? "drop" : "deliver";
   const dialing = noiseHandshake(dialer, dialerOptions());
   const atListener = await within(
     noiseHandshake(listener, listenerOptions()),
@@ -606,7 +604,7 @@ Deno.test("handshake: a fresh ephemeral and static key per handshake", async () 
     const dialer = new WebRTCStream(channel.dialerEnd);
     const listener = new WebRTCStream(channel.listenerEnd);
     await handshakeBoth(dialer, listener);
-    firstBodies.push(channel.listenerEnd.sent[1]);
+    firstBodies.push(channel.listenerEnd.sentFrames[0]);
     await teardown(channel, dialer, listener);
   }
   notEqual(
