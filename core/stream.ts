@@ -84,7 +84,7 @@ const scratch = new Uint8Array(MAX_FRAME_SIZE);
  * as two, the length prefix and then the body, as go and js send them. Every
  * implementation reads frames as a byte stream, so small frames (flags,
  * Noise, multistream-select, small writes) may go whole: one message and,
- * on werift, one packet less each.
+ * on a stack that sends a packet per message, one packet less each.
  */
 const SINGLE_MESSAGE_FRAME_SIZE = 4096;
 
