@@ -8,6 +8,9 @@
  * stalled the next channel on that id (`ackBeforeReset` in
  * `backends/werift/sctp.ts`). A werift peer takes it without a fault, so the
  * test checks the order itself: the ACK's TSN is covered by the request.
+ *
+ * The same view shows the backend's bundling (`bundleData`): messages sent
+ * together leave in shared packets, not one packet per chunk as werift sends.
  */
 
 import { deepStrictEqual, ok } from "node:assert/strict";
@@ -30,12 +33,15 @@ interface Seen {
   ackTsn?: number;
   /** Each outgoing SSN reset request: its last TSN and its streams. */
   resets: { lastTsn: number; streams: number[] }[];
+  /** How many binary DATA chunks each packet that had any carried. */
+  binaryChunksPerPacket?: number[];
 }
 
 const DATA = 0;
 const RECONFIG = 130;
 const OUTGOING_SSN_RESET_REQUEST = 13;
 const PPID_DCEP = 50;
+const PPID_BINARY = 53;
 const DCEP_ACK = 2;
 
 /** The chunks of an SCTP packet: type and body (after the chunk header). */
@@ -54,7 +60,9 @@ function* chunksOf(packet: Uint8Array): Generator<[number, DataView]> {
 
 /** Notes the DCEP ACKs and reset requests of one SCTP packet in `seen`. */
 function record(packet: Uint8Array, seen: Seen): void {
+  let binary = 0;
   for (const [type, body] of chunksOf(packet)) {
+    if (type === DATA && body.getUint32(8) === PPID_BINARY) binary++;
     if (
       type === DATA && body.getUint32(8) === PPID_DCEP &&
       body.getUint8(12) === DCEP_ACK
@@ -76,6 +84,7 @@ function record(packet: Uint8Array, seen: Seen): void {
       }
     }
   }
+  if (binary > 0) seen.binaryChunksPerPacket?.push(binary);
 }
 
 /** `a` comes no later than `b` in serial number arithmetic (RFC 1982). */
@@ -169,5 +178,41 @@ Deno.test(
       tsnAtMost(seen.ackTsn, lastTsn),
       `the DCEP ACK (TSN ${seen.ackTsn}) is past the reset request's last TSN ${lastTsn}`,
     );
+  },
+);
+
+Deno.test(
+  "werift: messages sent together share packets, up to werift's MTU",
+  async () => {
+    const seen: Seen = { resets: [], binaryChunksPerPacket: [] };
+    const all = Promise.withResolvers<void>();
+    const sizes = [2, 300, 2, 300, 2, 300, 5000, 2];
+    let received = 0;
+    await withPlainPeer(
+      seen,
+      (ours) =>
+        ours.ondatachannel = (channel) => {
+          channel.onopen = () => {
+            // As a stream sends small frames and a large one's prefix.
+            for (const size of sizes) channel.send(new Uint8Array(size));
+          };
+        },
+      (channel) => {
+        channel.onMessage.subscribe((data) => {
+          ok(typeof data !== "string");
+          if (++received === sizes.length) all.resolve();
+        });
+      },
+      () => all.promise,
+    );
+    const counts = seen.binaryChunksPerPacket!;
+    // 5000 bytes take five chunks of their own at werift's 1191-byte MTU.
+    const chunks = counts.reduce((sum, n) => sum + n, 0);
+    ok(chunks >= sizes.length + 4, `only ${chunks} binary DATA chunks`);
+    ok(
+      counts.some((n) => n > 1),
+      `every packet carried one chunk: ${counts.join(" ")}`,
+    );
+    ok(counts.length < chunks, "no packet was saved");
   },
 );
