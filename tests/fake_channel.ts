@@ -11,6 +11,7 @@
  */
 
 import type { DataChannel, DataChannelState } from "../core/backend.ts";
+import { prefixLength } from "../core/framing.ts";
 
 /** What the wire does to one end's outgoing messages. */
 export interface FakeLinkOptions {
@@ -42,21 +43,7 @@ export class FakeDataChannel implements DataChannel {
    * The bodies (without length prefix) of the frames this end has sent, in
    * order, whether a frame went out whole or as prefix and body.
    */
-  get sentFrames(): Uint8Array[] {
-    const bodies: Uint8Array[] = [];
-    let prefixAlone = false;
-    for (const message of this.sent) {
-      if (prefixAlone) {
-        bodies.push(message);
-        prefixAlone = false;
-        continue;
-      }
-      const prefix = wholeFramePrefix(message);
-      if (prefix === message.length) prefixAlone = true;
-      else bodies.push(message.subarray(prefix));
-    }
-    return bodies;
-  }
+  readonly sentFrames: Uint8Array[] = [];
 
   /** How many times `close()` found the channel open or connecting. */
   closeCalls = 0;
@@ -100,11 +87,13 @@ export class FakeDataChannel implements DataChannel {
     this.sent.push(copy);
     const split = this.#prefixAlone;
     // A frame goes out whole, or as its prefix alone and then its body.
-    const prefix = split ? 0 : wholeFramePrefix(copy);
+    const prefix = split ? 0 : prefixLength(copy);
     this.#prefixAlone = !split && prefix === copy.length;
+    const body = copy.subarray(prefix);
+    if (!this.#prefixAlone) this.sentFrames.push(body);
     const action = this.#prefixAlone
       ? "deliver"
-      : this.intercept?.(copy.subarray(prefix)) ?? "deliver";
+      : this.intercept?.(body) ?? "deliver";
     if (action !== "deliver") {
       // A prefix sent just before this body shares the body's fate.
       const parts = split ? [this.#queue.pop()!, copy] : [copy];
@@ -229,15 +218,4 @@ export function createChannelPair(
   a.peer = b;
   b.peer = a;
   return [a, b];
-}
-
-/**
- * The size of the varint at the start of `message`, which is either a whole
- * frame (prefix and body) or a frame's prefix sent alone.
- */
-function wholeFramePrefix(message: Uint8Array): number {
-  for (let i = 0; i < message.length && i < 5; i++) {
-    if ((message[i] & 0x80) === 0) return i + 1;
-  }
-  return 0;
 }

@@ -15,12 +15,16 @@
 
 import { deepStrictEqual, ok } from "node:assert/strict";
 import type { Buffer } from "node:buffer";
-import { type RTCDataChannel, RTCPeerConnection } from "werift";
+import type { RTCDataChannel, RTCPeerConnection } from "werift";
 import type { PeerConnection } from "../core/backend.ts";
 import { werift } from "../backends/werift.ts";
 import { LOOPBACK } from "./conformance/connect.ts";
 import { CONNECT_MS, NOTHING_OPEN, within } from "./peer_connection_helpers.ts";
-import { delay } from "./stream_helpers.ts";
+import {
+  closePlain,
+  offerFromPlain,
+  plainWeriftPeer,
+} from "./plain_werift_peer.ts";
 
 /** What the test reads of a werift association. */
 interface Association {
@@ -106,51 +110,28 @@ async function withPlainPeer(
 ): Promise<void> {
   const backend = werift();
   const ours = backend.createPeerConnection(LOOPBACK);
-  const plain = new RTCPeerConnection({
-    iceServers: [],
-    iceUseIpv4: false,
-    iceUseIpv6: false,
-    iceAdditionalHostAddresses: ["127.0.0.1"],
-    iceInterfaceAddresses: { udp4: "127.0.0.1" },
-  });
+  const plain = plainWeriftPeer();
   try {
     setUp(ours);
     const channel = plain.createDataChannel("init");
     channel.stateChanged.subscribe((state) => {
       if (state === "open") opened(channel, plain);
     });
-    plain.onIceCandidate.subscribe((c) => {
-      if (c) void ours.addIceCandidate(c.toJSON());
+    let waiting: Promise<unknown> | undefined;
+    await offerFromPlain(plain, ours, () => {
+      const sctp = plain.sctpTransport!.sctp as unknown as Association;
+      const handle = sctp.handleData.bind(sctp);
+      sctp.handleData = (packet) => {
+        record(packet, seen);
+        return handle(packet);
+      };
+      waiting = until(seen);
     });
-    ours.onicecandidate = (c) => void (c && plain.addIceCandidate(c));
-    for (const t of plain.iceTransports) {
-      // Off werift's default public STUN server; this peer is not ours.
-      (t.connection as unknown as { stunServer?: unknown }).stunServer =
-        undefined;
-    }
-    await plain.setLocalDescription(await plain.createOffer());
-    // The association exists once the offer is applied, and no packet can
-    // reach it before ICE and DTLS are up.
-    const sctp = plain.sctpTransport!.sctp as unknown as Association;
-    const handle = sctp.handleData.bind(sctp);
-    sctp.handleData = (packet) => {
-      record(packet, seen);
-      return handle(packet);
-    };
-    const waiting = until(seen);
-    await ours.setRemoteDescription({
-      type: "offer",
-      sdp: plain.localDescription!.sdp,
-    });
-    await ours.setLocalDescription(await ours.createAnswer());
-    await plain.setRemoteDescription(ours.localDescription!);
-    await within(waiting, CONNECT_MS, "the peer's channels");
+    await within(waiting!, CONNECT_MS, "the peer's channels");
   } finally {
     ours.close();
-    await plain.close();
+    await closePlain(plain);
     await backend.idle(AbortSignal.timeout(CONNECT_MS));
-    // The plain peer's DTLS flight timers are nobody's to wait for but ours.
-    await delay(600);
   }
   deepStrictEqual(backend.openHandles(), NOTHING_OPEN);
 }

@@ -21,7 +21,6 @@ import {
   createSelfSignedCertificate,
   HashAlgorithm,
   NamedCurveAlgorithm,
-  RTCPeerConnection,
   RTCSctpTransport,
   SignatureAlgorithm,
 } from "werift";
@@ -65,6 +64,11 @@ import { rendezvousCases } from "./rendezvous_cases.ts";
 import { random, randomBytes } from "./random.ts";
 import { relaySignalingCases } from "./relay_signaling_cases.ts";
 import { delay } from "./stream_helpers.ts";
+import {
+  closePlain,
+  offerFromPlain,
+  plainWeriftPeer,
+} from "./plain_werift_peer.ts";
 
 // ---------------------------------------------------------------------------
 // The shared conformance suite, werift on both sides
@@ -668,13 +672,7 @@ backendTest(
   async (backend) => {
     const ours = backend.createPeerConnection(LOOPBACK);
     // A peer that sends strings, as browsers and werift itself can.
-    const plain = new RTCPeerConnection({
-      iceServers: [],
-      iceUseIpv4: false,
-      iceUseIpv6: false,
-      iceAdditionalHostAddresses: ["127.0.0.1"],
-      iceInterfaceAddresses: { udp4: "127.0.0.1" },
-    });
+    const plain = plainWeriftPeer();
     try {
       const sender = plain.createDataChannel("text");
       const accepted = within(
@@ -682,22 +680,7 @@ backendTest(
         CONNECT_MS,
         "ondatachannel",
       );
-      plain.onIceCandidate.subscribe((c) => {
-        if (c) void ours.addIceCandidate(c.toJSON());
-      });
-      ours.onicecandidate = (c) => void (c && plain.addIceCandidate(c));
-      for (const t of plain.iceTransports) {
-        // Off werift's default public STUN server; this peer is not ours.
-        (t.connection as unknown as { stunServer?: unknown }).stunServer =
-          undefined;
-      }
-      await plain.setLocalDescription(await plain.createOffer());
-      await ours.setRemoteDescription({
-        type: "offer",
-        sdp: plain.localDescription!.sdp,
-      });
-      await ours.setLocalDescription(await ours.createAnswer());
-      await plain.setRemoteDescription(ours.localDescription!);
+      await offerFromPlain(plain, ours);
       const channel = await accepted;
       await opened(channel);
       const got = collect(channel, 2);
@@ -709,9 +692,7 @@ backendTest(
       deepStrictEqual(text, new TextEncoder().encode("héllo ✓"));
       deepStrictEqual(binary, new Uint8Array([0xff, 0x00]));
     } finally {
-      await plain.close();
-      // The plain peer's DTLS flight timers are nobody's to wait for but ours.
-      await delay(600);
+      await closePlain(plain);
     }
   },
 );
