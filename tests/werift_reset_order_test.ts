@@ -6,15 +6,20 @@
  * that announcement, werift used to send the stream-reset request first and
  * the ACK after it, as DATA on a stream it was resetting; Chromium then
  * stalled the next channel on that id (`ackBeforeReset` in
- * `backends/werift/sctp.ts`). A werift peer takes it without a fault, so the
- * test checks the order itself: the ACK's TSN is covered by the request.
+ * `backends/werift/stream_resets.ts`). A werift peer takes it without a
+ * fault, so the test checks the order itself: the ACK's TSN is covered by the
+ * request.
+ *
+ * And a peer that opens its next channel on an id while werift still waits
+ * for the answer to its reset of that stream, as libdatachannel did under
+ * js-libp2p (`holdReopenedStreams`): the new channel opens and stays open.
  *
  * The same view shows the backend's bundling (`bundleData`): messages sent
  * together leave in shared packets, not one packet per chunk as werift sends.
  */
 
-import { deepStrictEqual, ok } from "node:assert/strict";
-import type { Buffer } from "node:buffer";
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import type { RTCDataChannel, RTCPeerConnection } from "werift";
 import type { PeerConnection } from "../core/backend.ts";
 import { werift } from "../backends/werift.ts";
@@ -26,17 +31,25 @@ import {
   plainWeriftPeer,
 } from "./plain_werift_peer.ts";
 
-/** What the test reads of a werift association. */
+/** What the test reads of a werift association, and where it steps in. */
 interface Association {
   handleData(data: Buffer): Promise<void>;
+  /** Handles one parameter of a received RE-CONFIG chunk. */
+  receiveReconfigParam(param: { type: number }): Promise<void>;
+  /** Sends one RE-CONFIG parameter: werift reads only these two fields. */
+  sendReconfigParam(param: { type: number; bytes: Buffer }): Promise<void>;
+  /** Streams reset in both directions. */
+  onReconfigStreams: {
+    subscribe(listener: (streamIds: number[]) => void): unknown;
+  };
 }
 
 /** What reaches the plain peer's SCTP association. */
 interface Seen {
   /** The TSN of the first DCEP ACK. */
   ackTsn?: number;
-  /** Each outgoing SSN reset request: its last TSN and its streams. */
-  resets: { lastTsn: number; streams: number[] }[];
+  /** Each outgoing SSN reset request: its sequence number, last TSN and streams. */
+  resets: { sequence: number; lastTsn: number; streams: number[] }[];
   /** How many binary DATA chunks each packet that had any carried. */
   binaryChunksPerPacket?: number[];
 }
@@ -44,6 +57,9 @@ interface Seen {
 const DATA = 0;
 const RECONFIG = 130;
 const OUTGOING_SSN_RESET_REQUEST = 13;
+const RECONFIG_RESPONSE = 16;
+const PERFORMED = 1;
+const IN_PROGRESS = 6;
 const PPID_DCEP = 50;
 const PPID_BINARY = 53;
 const DCEP_ACK = 2;
@@ -82,7 +98,11 @@ function record(packet: Uint8Array, seen: Seen): void {
           for (let s = at + 16; s + 2 <= at + length; s += 2) {
             streams.push(body.getUint16(s));
           }
-          seen.resets.push({ lastTsn: body.getUint32(at + 12), streams });
+          seen.resets.push({
+            sequence: body.getUint32(at + 4),
+            lastTsn: body.getUint32(at + 12),
+            streams,
+          });
         }
         at += (length + 3) & ~3;
       }
@@ -107,6 +127,7 @@ async function withPlainPeer(
   setUp: (ours: PeerConnection) => void,
   opened: (channel: RTCDataChannel, plain: RTCPeerConnection) => void,
   until: (seen: Seen) => Promise<unknown>,
+  patch?: (sctp: Association) => void,
 ): Promise<void> {
   const backend = werift();
   const ours = backend.createPeerConnection(LOOPBACK);
@@ -125,6 +146,7 @@ async function withPlainPeer(
         record(packet, seen);
         return handle(packet);
       };
+      patch?.(sctp);
       waiting = until(seen);
     });
     await within(waiting!, CONNECT_MS, "the peer's channels");
@@ -195,5 +217,108 @@ Deno.test(
       `every packet carried one chunk: ${counts.join(" ")}`,
     );
     ok(counts.length < chunks, "no packet was saved");
+  },
+);
+
+/** A Re-configuration Response parameter's value: the request it answers, the result. */
+function response(sequence: number, result: number): Buffer {
+  const bytes = Buffer.alloc(8);
+  bytes.writeUInt32BE(sequence, 0);
+  bytes.writeUInt32BE(result, 4);
+  return bytes;
+}
+
+/**
+ * Makes the plain peer answer the first reset request it gets "in progress"
+ * and send no later answer, as libdatachannel did, and answer the request's
+ * retransmission "performed" without handling it twice (werift would queue
+ * a reset of its own again, of whatever channel holds the id by then).
+ */
+function answerFirstResetLate(sctp: Association): void {
+  const answered = new Set<number>();
+  let first = true;
+  const sendParam = sctp.sendReconfigParam.bind(sctp);
+  sctp.sendReconfigParam = (param) => {
+    if (param.type !== RECONFIG_RESPONSE || !first) return sendParam(param);
+    first = false;
+    const sequence = param.bytes.readUInt32BE(0);
+    return sendParam({
+      type: RECONFIG_RESPONSE,
+      bytes: response(sequence, IN_PROGRESS),
+    });
+  };
+  const receiveParam = sctp.receiveReconfigParam.bind(sctp);
+  sctp.receiveReconfigParam = (param) => {
+    if (param.type !== OUTGOING_SSN_RESET_REQUEST) return receiveParam(param);
+    const sequence = (param as unknown as { requestSequence: number })
+      .requestSequence;
+    if (!answered.has(sequence)) {
+      answered.add(sequence);
+      return receiveParam(param);
+    }
+    return sendParam({
+      type: RECONFIG_RESPONSE,
+      bytes: response(sequence, PERFORMED),
+    });
+  };
+}
+
+Deno.test(
+  "werift: the peer opens a channel on an id whose reset werift still waits on",
+  async () => {
+    const seen: Seen = { resets: [] };
+    const echoed = Promise.withResolvers<string>();
+    let plainPeer: RTCPeerConnection | undefined;
+    let firstId: number | undefined;
+    let secondId: number | undefined;
+    /** The plain peer opens its next channel, on the lowest free id. */
+    const openAgain = () => {
+      const again = plainPeer!.createDataChannel("again");
+      again.stateChanged.subscribe((state) => {
+        if (state === "open") {
+          secondId = again.id;
+          again.send(Buffer.from("over the id again"));
+        } else if (state === "closed") {
+          echoed.reject(new Error("the new channel was closed"));
+        }
+      });
+      again.onMessage.subscribe((data) => echoed.resolve(String(data)));
+    };
+    await withPlainPeer(
+      seen,
+      (ours) => {
+        let accepted = 0;
+        ours.ondatachannel = (channel) => {
+          if (++accepted === 1) {
+            channel.onopen = () => channel.close();
+            return;
+          }
+          channel.onmessage = (data) => channel.send(data);
+        };
+      },
+      (channel, plain) => {
+        plainPeer = plain;
+        firstId = channel.id;
+      },
+      () => echoed.promise,
+      (sctp) => {
+        answerFirstResetLate(sctp);
+        // The first announcement is werift's request, the second the plain
+        // peer's own: both directions are reset there, werift has only
+        // heard "in progress", and the id is free for the next channel.
+        let resets = 0;
+        sctp.onReconfigStreams.subscribe((ids) => {
+          if (ids.includes(firstId!) && ++resets === 2) setTimeout(openAgain);
+        });
+      },
+    );
+    strictEqual(await echoed.promise, "over the id again");
+    strictEqual(secondId, firstId, "the peer did not reuse the id");
+    const requests = new Set(
+      seen.resets.filter((r) => r.streams.includes(firstId!)).map((r) =>
+        r.sequence
+      ),
+    );
+    strictEqual(requests.size, 1, "werift reset the id again");
   },
 );

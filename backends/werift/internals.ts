@@ -93,7 +93,14 @@ export interface SctpAssociation {
   /** Streams waiting for an outgoing reset request. */
   reconfigQueue: number[];
   /** The outgoing reset request awaiting its response, if any. */
-  readonly reconfigRequest?: { streams: number[] };
+  readonly reconfigRequest?: { streams: number[]; requestSequence: number };
+  /** Handles one parameter of a received RE-CONFIG chunk. */
+  receiveReconfigParam(param: ReconfigParam): Promise<void>;
+  /** Streams reset in both directions; werift closes their channels. */
+  onReconfigStreams: {
+    /** Calls the subscribers; werift looks it up at each call. */
+    execute: (streamIds: number[]) => void;
+  };
   /** Sends a reset request for the queued streams unless one is outstanding. */
   transmitReconfigRequest(): Promise<void>;
   /** Stops the reset request's retransmission timer. */
@@ -113,6 +120,16 @@ export interface SctpAssociation {
     data: Buffer,
     options: { ordered: boolean },
   ): Promise<void>;
+}
+
+/** A parsed RE-CONFIG parameter: a reset request, a response, or another. */
+export interface ReconfigParam {
+  /** The parameter type (RFC 6525 section 4): {@linkcode RECONFIG_RESPONSE}, say. */
+  readonly type: number;
+  /** A response's result. */
+  readonly result?: number;
+  /** A response's sequence number: the request it answers. */
+  readonly responseSequence?: number;
 }
 
 /** werift's reassembly buffer of one incoming SCTP stream. */
@@ -151,6 +168,12 @@ export const PPIDS_WERIFT_KNOWS: ReadonlySet<number> = new Set([
 ]);
 /** The DCEP message type DATA_CHANNEL_ACK. */
 export const DCEP_ACK = 2;
+/** The DCEP message type DATA_CHANNEL_OPEN. */
+export const DCEP_OPEN = 3;
+/** The RE-CONFIG parameter type of a Re-configuration Response. */
+export const RECONFIG_RESPONSE = 16;
+/** The response result "Success - Performed". */
+export const RECONFIG_PERFORMED = 1;
 
 /** The message of whatever werift threw, which is not always an `Error`. */
 export function messageOf(error: unknown): string {

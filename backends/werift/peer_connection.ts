@@ -56,13 +56,16 @@ import {
   type SecureManager,
 } from "./internals.ts";
 import {
-  ackBeforeReset,
   bundleData,
   deliverReordered,
   guardReceive,
   guardTimerStarts,
-  resetOnce,
 } from "./sctp.ts";
+import {
+  ackBeforeReset,
+  holdReopenedStreams,
+  resetOnce,
+} from "./stream_resets.ts";
 import { dropMdnsCandidates, isMdnsCandidate, sameCredentials } from "./sdp.ts";
 
 /** Backend-wide settings a connection needs. */
@@ -417,8 +420,9 @@ export class WeriftPeerConnection implements PeerConnection, ChannelOwner {
   }
 
   /**
-   * Fixes werift's SCTP before its first packet: the receive path and
-   * timers (see `sctp.ts`), and two things werift bases on the ICE role.
+   * Fixes werift's SCTP before its first packet: the receive path, timers
+   * and packets (see `sctp.ts`), stream resets (`stream_resets.ts`), and two
+   * things werift bases on the ICE role.
    *
    * The INIT window: werift's SCTP answers an INIT as a server until
    * `start()` tells it its role, which happens only once werift has seen DTLS
@@ -449,6 +453,7 @@ export class WeriftPeerConnection implements PeerConnection, ChannelOwner {
     guardTimerStarts(sctp);
     ackBeforeReset(sctp, (fn) => this.dispatch.hold(fn));
     resetOnce(sctp);
+    holdReopenedStreams(sctp, transport.dataChannels);
     bundleData(sctp);
     const subscription = sctp.stateChanged.connecting.subscribe(() => {
       // `start()` has resolved an "auto" DTLS role by now.

@@ -1,6 +1,7 @@
 /**
- * Fixes to werift's SCTP receive path, installed on each association before
- * its first packet arrives.
+ * Fixes to werift's SCTP association: its receive path, its timers and its
+ * packets, installed on each association before its first packet arrives.
+ * Stream resets have their own module, `stream_resets.ts`.
  *
  * Internal to the werift backend.
  *
@@ -72,106 +73,6 @@ export function deliverReordered(sctp: SctpAssociation): void {
       };
     }
     return stream;
-  };
-}
-
-/** The associations {@linkcode ackBeforeReset} has patched. */
-const receiveHeld = new WeakSet<SctpAssociation>();
-
-/**
- * Holds the events werift raises while it handles a received message (a
- * channel the peer opened, its `open`, a message) until werift is done with
- * it, so a channel the peer opened cannot be closed before werift has queued
- * its DCEP ACK. Once per association; a second call does nothing.
- *
- * werift announces a channel the peer opened, then queues the ACK. A handler
- * that closes the channel at once (the `/webrtc` answerer closes `init` as it
- * arrives) made werift send its stream-reset request first and the ACK after
- * it, as DATA on a stream it is resetting, with SSN 0. When the response to
- * the request arrives werift restarts the stream's SSN at 0, but the peer
- * has counted the ACK as SSN 0 of the stream's next use already, so when the
- * peer opens its next channel on that id (browsers reuse the lowest free
- * id), werift's messages on it start at SSN 0 again. Chromium's SCTP
- * (dcsctp) delivers an ordered stream only from its lowest buffered SSN, so
- * it held that stale message and everything after it, acknowledged and never
- * delivered, and the channel stalled for good; seen in 1 run in 4 with
- * Chromium offering (a werift peer lets the stale SSN through). When the
- * peer's own reset request for the stream arrives before the response,
- * werift resets the stream once more after the ACK and both sides agree,
- * which is why it was a race. With the ACK queued first, the channel waits
- * in `close()` until it is acknowledged (`data_channel.ts`), and the reset
- * covers it.
- *
- * `hold` runs its argument with the connection's events held back until it
- * returns.
- */
-export function ackBeforeReset(
-  sctp: SctpAssociation,
-  hold: (fn: () => void) => void,
-): void {
-  if (receiveHeld.has(sctp)) return;
-  receiveHeld.add(sctp);
-  const receive = sctp.onReceive;
-  const execute = receive.execute;
-  receive.execute = (streamId, ppid, data) =>
-    hold(() => execute(streamId, ppid, data));
-}
-
-/** The associations {@linkcode resetOnce} has patched. */
-const resetsDeduplicated = new WeakSet<SctpAssociation>();
-
-/**
- * Keeps werift from resetting a stream a second time, after the reset that
- * covered it has completed, when nothing was sent on it in between. Once per
- * association; a second call does nothing.
- *
- * werift queues a stream for an outgoing reset when the channel is closed
- * and when the peer resets its own direction of the stream (if werift has
- * sent on it). When both happen, the second arrives while the first request
- * is outstanding and werift sends it as a new request once the first has
- * completed. By then the peer may have reused the id for a new channel
- * (Chromium opens its next channel on the lowest free id as soon as both
- * directions are reset), and the late request resets that channel's stream:
- * Chromium closed it a second after opening (seen about 1 run in 20 with
- * Chromium offering over `/webrtc`, where both ends close `init` at once).
- * So when a request completes, the queued ids it covered that have carried
- * no DATA since it was built are dropped: the completed request has already
- * reset them.
- */
-export function resetOnce(sctp: SctpAssociation): void {
-  if (resetsDeduplicated.has(sctp)) return;
-  resetsDeduplicated.add(sctp);
-  /** Streams with DATA queued since the last request that covered them was built. */
-  const sentSince = new Set<number>();
-  let outstanding: { streams: number[] } | undefined;
-  const send = sctp.send;
-  sctp.send = (streamId, ppid, data, options) => {
-    sentSince.add(streamId);
-    return send(streamId, ppid, data, options);
-  };
-  const transmit = sctp.transmitReconfigRequest.bind(sctp);
-  sctp.transmitReconfigRequest = () => {
-    const result = transmit();
-    // werift builds the request, and takes its last TSN, before its first await.
-    const built = sctp.reconfigRequest;
-    if (built && built !== outstanding) {
-      outstanding = built;
-      for (const id of built.streams) sentSince.delete(id);
-    }
-    return result;
-  };
-  const cancel = sctp.timerReconfigCancel.bind(sctp);
-  sctp.timerReconfigCancel = () => {
-    // werift cancels the timer when a request completes, after clearing it
-    // and before sending what was queued meanwhile; closing cancels it too.
-    const done = outstanding;
-    if (done && sctp.reconfigRequest === undefined) {
-      outstanding = undefined;
-      sctp.reconfigQueue = sctp.reconfigQueue.filter((id) =>
-        !done.streams.includes(id) || sentSince.has(id)
-      );
-    }
-    cancel();
   };
 }
 
