@@ -105,6 +105,12 @@ export interface SctpAssociation {
   transmitReconfigRequest(): Promise<void>;
   /** Stops the reset request's retransmission timer. */
   timerReconfigCancel(): void;
+  /** The retransmission timeout, in seconds; every retransmission timer uses it. */
+  rto: number;
+  /** The smoothed round-trip time in seconds, once one has been measured. */
+  readonly srtt?: number;
+  /** The round-trip time variation in seconds, once one has been measured. */
+  readonly rttvar?: number;
   /** The SCTP MTU: the largest packet it sends, common header included. */
   readonly mtu: number;
   /** Sends one packet holding `chunk.bytes`; every send goes through it. */

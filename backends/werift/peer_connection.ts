@@ -60,6 +60,7 @@ import {
   deliverReordered,
   guardReceive,
   guardTimerStarts,
+  startRtoAtOneSecond,
 } from "./sctp.ts";
 import {
   ackBeforeReset,
@@ -451,6 +452,7 @@ export class WeriftPeerConnection implements PeerConnection, ChannelOwner {
     guardReceive(sctp, transport.dataChannels);
     deliverReordered(sctp);
     guardTimerStarts(sctp);
+    startRtoAtOneSecond(sctp);
     ackBeforeReset(sctp, (fn) => this.dispatch.hold(fn));
     resetOnce(sctp);
     holdReopenedStreams(sctp, transport.dataChannels);

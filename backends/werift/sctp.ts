@@ -116,6 +116,53 @@ export function guardTimerStarts(sctp: SctpAssociation): void {
   };
 }
 
+/** RFC 9260 section 16's RTO.Initial and RTO.Min, in seconds. */
+const RTO_INITIAL_S = 1;
+/** werift's RTO.Initial, RFC 4960's, in seconds. */
+const WERIFT_RTO_INITIAL_S = 3;
+/** RFC 9260's RTO.Min and RTO.Max, which werift uses too, in seconds. */
+const RTO_MIN_S = 1;
+const RTO_MAX_S = 60;
+
+/** The associations {@linkcode startRtoAtOneSecond} has patched. */
+const rtoFixed = new WeakSet<SctpAssociation>();
+
+/**
+ * Starts werift's retransmission timeout at 1 s, RFC 9260's RTO.Initial,
+ * not RFC 4960's 3 s, and keeps a completed stream reset from putting it
+ * back at 3 s. Once per association, before `start()`; a second call does
+ * nothing.
+ *
+ * werift sets the RTO back to its initial value whenever one of its stream
+ * reset requests completes, meaning to undo the backoff of that request's
+ * timer, so on a fresh association, or after any channel closed, a lost
+ * chunk waited 3 s to be sent again. Chromium ignored werift's first reset
+ * of `init` (why is not known; the same bytes sent again were answered at
+ * once), and each `/webrtc` connection Chromium offered to werift took 3.2 s
+ * instead of 0.2 s. After a completed reset the RTO is the one the measured
+ * round trips give, as RFC 9260 computes it, or 1 s before there are any.
+ */
+export function startRtoAtOneSecond(sctp: SctpAssociation): void {
+  if (rtoFixed.has(sctp)) return;
+  rtoFixed.add(sctp);
+  const measured = () =>
+    sctp.srtt === undefined ? RTO_INITIAL_S : Math.max(
+      RTO_MIN_S,
+      Math.min(sctp.srtt + 4 * (sctp.rttvar ?? 0), RTO_MAX_S),
+    );
+  if (sctp.srtt === undefined) sctp.rto = RTO_INITIAL_S;
+  const receiveParam = sctp.receiveReconfigParam.bind(sctp);
+  sctp.receiveReconfigParam = (param) => {
+    const before = sctp.rto;
+    // werift resets the RTO before its first await.
+    const handled = receiveParam(param);
+    if (sctp.rto !== before && sctp.rto === WERIFT_RTO_INITIAL_S) {
+      sctp.rto = measured();
+    }
+    return handled;
+  };
+}
+
 /** The associations {@linkcode bundleData} has patched. */
 const bundled = new WeakSet<SctpAssociation>();
 
