@@ -139,17 +139,61 @@ export function benchCase(spec: BenchCase): void {
 
 /** A reading of the process's memory, in bytes. */
 export interface Memory {
-  /** The resident set size: everything, native memory included. */
+  /**
+   * The resident set size: everything, native memory included, and also
+   * what V8 has reserved for its heap and compiled code and what glibc
+   * keeps of memory freed by native threads.
+   */
   rss: number;
   /** The JavaScript heap in use. */
   heap: number;
+  /**
+   * Native memory in use: what malloc has handed out and not had back, in
+   * every arena (glibc's `mallinfo2`), which is where libdatachannel,
+   * libjuice and usrsctp keep their state. `undefined` where glibc's
+   * `libc.so.6` cannot be loaded.
+   */
+  native?: number;
+}
+
+/** The fields of glibc's `struct mallinfo2`, all `size_t`. */
+const MALLINFO2_FIELDS = 10;
+/** `uordblks`: bytes in use by malloc, in every arena. */
+const MALLINFO2_IN_USE = 7;
+
+let mallinfo: (() => number) | null | undefined;
+
+/** Native memory malloc has in use, or `undefined` off glibc. */
+function nativeInUse(): number | undefined {
+  if (mallinfo === undefined) {
+    try {
+      const libc = Deno.dlopen("libc.so.6", {
+        mallinfo2: {
+          parameters: [],
+          result: { struct: Array(MALLINFO2_FIELDS).fill("usize") },
+        },
+      });
+      mallinfo = () => {
+        const info = libc.symbols.mallinfo2() as Uint8Array<ArrayBuffer>;
+        const fields = new BigUint64Array(
+          info.buffer,
+          info.byteOffset,
+          MALLINFO2_FIELDS,
+        );
+        return Number(fields[MALLINFO2_IN_USE]);
+      };
+    } catch {
+      mallinfo = null;
+    }
+  }
+  return mallinfo?.();
 }
 
 /** The memory now, after a full GC when one is exposed (`--expose-gc`). */
 export function memory(): Memory {
   (globalThis as { gc?: () => void }).gc?.();
   const { rss, heapUsed } = Deno.memoryUsage();
-  return { rss, heap: heapUsed };
+  return { rss, heap: heapUsed, native: nativeInUse() };
 }
 
 /** Resolves after `ms` milliseconds. */

@@ -8,10 +8,13 @@
  * connection or data channel is left open.
  *
  * Memory (after a full GC) is read after every iteration. Reported: the
- * JavaScript heap's growth over all measured cycles, and the resident set
- * size's, over all of them and over the second half only. The allocator
- * keeps some of what native threads freed, so RSS climbs for a few hundred
- * cycles and then levels off; a leak keeps climbing in the second half.
+ * growth over all measured cycles of the JavaScript heap and of the native
+ * heap (what malloc has handed out, in every arena: libdatachannel's,
+ * libjuice's and usrsctp's state), and the resident set size's, over all of
+ * them and over the second half only. RSS climbs for a few hundred cycles
+ * and then levels off: V8 grows its heap's reserve (`heapTotal` from 17 to
+ * 70 MiB while the heap in use stays at 14) and its compiled code, and glibc
+ * keeps some of what native threads freed. A leak shows in the heaps.
  *
  * This suite has a process of its own, so no earlier suite's memory blurs
  * it. Run it with `deno task bench`, or alone:
@@ -52,11 +55,32 @@ const none = { peerConnections: 0, dataChannels: 0 };
 // libdatachannel every raw cycle would be part of the measure.
 const ldc = await libdatachannel({ cleanup: false });
 
-/** Tracks memory over the iterations of one row and records its growth. */
+/** How many readings, at each end of the second half, a median is taken of. */
+const ENDS = 5;
+
+/** The median of `values` (not empty). */
+function median(values: number[]): number {
+  const sorted = values.toSorted((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2
+    ? sorted[middle]
+    : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/**
+ * Tracks memory over the iterations of one row and records its growth.
+ *
+ * Native memory in use moves by a megabyte or so from one reading to the
+ * next (whatever the stack's threads hold at that moment), as much as a
+ * leak of 1 KiB a cycle adds over 1000. So growth over the second half is
+ * the median of the last {@linkcode ENDS} readings less the median of the
+ * first {@linkcode ENDS} of that half, for RSS and the native heap alike.
+ */
 class Growth {
   #what: string;
   #first: Memory | undefined;
-  #half: Memory | undefined;
+  /** The readings from the middle of the measured cycles on. */
+  #secondHalf: Memory[] = [];
   #cycles = 0;
 
   constructor(what: string) {
@@ -71,9 +95,7 @@ class Growth {
     // Growth is counted from the end of the first measured iteration.
     this.#first ??= now;
     const measured = this.#cycles - CYCLES;
-    if (this.#half === undefined && measured >= (ITERATIONS * CYCLES) / 2) {
-      this.#half = now;
-    }
+    if (measured >= (ITERATIONS * CYCLES) / 2) this.#secondHalf.push(now);
     const what = this.#what;
     timer.metric(`${what} cycles measured for growth`, measured, "");
     timer.metric(
@@ -86,10 +108,25 @@ class Growth {
       now.rss - this.#first.rss,
       "bytes",
     );
-    if (this.#half !== undefined) {
+    const half = this.#secondHalf;
+    if (half.length < 2) return;
+    const ends = Math.min(ENDS, half.length >> 1);
+    const growth = (of: (m: Memory) => number | undefined) => {
+      const values = half.map(of);
+      if (values.some((v) => v === undefined)) return undefined;
+      const known = values as number[];
+      return median(known.slice(-ends)) - median(known.slice(0, ends));
+    };
+    timer.metric(
+      `RSS growth over the second half of ${what} cycles`,
+      growth((m) => m.rss)!,
+      "bytes",
+    );
+    const native = growth((m) => m.native);
+    if (native !== undefined) {
       timer.metric(
-        `RSS growth over the second half of ${what} cycles`,
-        now.rss - this.#half.rss,
+        `native heap growth over the second half of ${what} cycles`,
+        native,
         "bytes",
       );
     }

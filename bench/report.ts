@@ -270,6 +270,9 @@ export function targets(rows: Row[], measures: Measure[]): Target[] {
   const secondHalf = measures.find((m) =>
     m.name === "RSS growth over the second half of p2prtc cycles"
   );
+  const nativeHalf = measures.find((m) =>
+    m.name === "native heap growth over the second half of p2prtc cycles"
+  );
   // RSS and the heap move by a few hundred KiB on their own; a leak of
   // 1 KiB a cycle would show as 1 MiB over 1000.
   const bound = Math.max(1024 * 1024, (cycles?.value ?? 0) * 1024);
@@ -281,11 +284,18 @@ export function targets(rows: Row[], measures: Measure[]): Target[] {
     met: heap ? heap.value < bound : null,
   });
   out.push({
-    what: `no RSS growth over the second half of those cycles (< ${
+    what: `no native heap growth over the second half of those cycles (< ${
       formatBytes(bound / 2)
     })`,
+    value: nativeHalf ? formatMeasure(nativeHalf) : "–",
+    met: nativeHalf ? nativeHalf.value < bound / 2 : null,
+  });
+  // RSS also holds V8's heap reserve and compiled code, which grow for a
+  // while with no leak (docs/known-issues.md): reported, not judged.
+  out.push({
+    what: "RSS growth over the second half of those cycles (for reference)",
     value: secondHalf ? formatMeasure(secondHalf) : "–",
-    met: secondHalf ? secondHalf.value < bound / 2 : null,
+    met: null,
   });
   return out;
 }
