@@ -63,6 +63,27 @@ const CANDIDATE = {
   },
 } as const;
 
+/** `count` fresh identities. */
+function identities(count: number): Promise<Identity[]> {
+  return Promise.all(Array.from({ length: count }, () => generateIdentity()));
+}
+
+/**
+ * What `raw` sends, as a dialer, into its attempts with `to`: `send(attempt,
+ * op, data?)` puts one frame on the wire, whatever `op` and `data` are.
+ */
+function sendAs(raw: RawPeer, to: Identity) {
+  return (attempt: string, op: unknown, data?: unknown) =>
+    raw.send({
+      type: "send",
+      to: to.peerId.toString(),
+      attempt,
+      dialer: true,
+      op,
+      ...(data === undefined ? {} : { data }),
+    });
+}
+
 /** Connects a client that is closed when the test's scope ends. */
 function client(
   url: string,
@@ -104,10 +125,7 @@ Deno.test("rendezvous: a client proves its peer ID and the server registers it",
 
 Deno.test("rendezvous: an offer, candidates and the end travel between two clients, both ways", async () => {
   await using server = startRendezvous();
-  const [ida, idb] = await Promise.all([
-    generateIdentity(),
-    generateIdentity(),
-  ]);
+  const [ida, idb] = await identities(2);
   await using alice = await client(server.url, ida);
   await using bob = await client(server.url, idb);
   const toBob = alice.dial(idb.peerId.toString());
@@ -138,10 +156,7 @@ Deno.test("rendezvous: an offer, candidates and the end travel between two clien
 
 Deno.test("rendezvous: many attempts share one socket, each with its own messages", async () => {
   await using server = startRendezvous();
-  const [ida, idb] = await Promise.all([
-    generateIdentity(),
-    generateIdentity(),
-  ]);
+  const [ida, idb] = await identities(2);
   await using alice = await client(server.url, ida);
   await using bob = await client(server.url, idb);
   const count = 8;
@@ -212,11 +227,7 @@ Deno.test("rendezvous auth: a signature that does not verify is refused (4001)",
 
 Deno.test("rendezvous auth: nobody registers another peer's ID; its owner stays reachable", async () => {
   await using server = startRendezvous();
-  const [victim, mallory, carol] = await Promise.all([
-    generateIdentity(),
-    generateIdentity(),
-    generateIdentity(),
-  ]);
+  const [victim, mallory, carol] = await identities(3);
   await using owner = await client(server.url, victim);
 
   // Mallory claims the victim's ID with her own key and a good signature.
@@ -348,11 +359,7 @@ Deno.test("rendezvous auth: the connect timeout and signal bound a server that n
 
 Deno.test("rendezvous: the server stamps the sender; a spoofed frame cannot reach another peer's attempt", async () => {
   await using server = startRendezvous();
-  const [ida, idb, idm] = await Promise.all([
-    generateIdentity(),
-    generateIdentity(),
-    generateIdentity(),
-  ]);
+  const [ida, idb, idm] = await identities(3);
   await using alice = await client(server.url, ida);
   await using bob = await RawPeer.authenticated(server.url, idb, server.host);
   await using mallory = await RawPeer.authenticated(
@@ -431,10 +438,7 @@ Deno.test("rendezvous: an unknown target fails the attempt with PeerUnreachableE
 
 Deno.test("rendezvous: a peer that disconnects fails the attempts with it, accepted or not", async () => {
   await using server = startRendezvous();
-  const [ida, idb] = await Promise.all([
-    generateIdentity(),
-    generateIdentity(),
-  ]);
+  const [ida, idb] = await identities(2);
   await using alice = await client(server.url, ida);
   const bob = await client(server.url, idb);
   const accepted = alice.dial(idb.peerId);
@@ -453,10 +457,7 @@ Deno.test("rendezvous: a peer that disconnects fails the attempts with it, accep
 
 Deno.test("rendezvous: the same peer connecting again replaces its first connection (4004)", async () => {
   await using server = startRendezvous();
-  const [ida, idb] = await Promise.all([
-    generateIdentity(),
-    generateIdentity(),
-  ]);
+  const [ida, idb] = await identities(2);
   await using first = await client(server.url, idb);
   await using second = await client(server.url, idb);
   strictEqual(
@@ -477,10 +478,7 @@ Deno.test("rendezvous: the same peer connecting again replaces its first connect
 
 Deno.test("rendezvous limits: an oversized SDP or candidate is refused by the client; the attempt goes on", async () => {
   await using server = startRendezvous();
-  const [ida, idb] = await Promise.all([
-    generateIdentity(),
-    generateIdentity(),
-  ]);
+  const [ida, idb] = await identities(2);
   await using alice = await client(server.url, ida);
   await using bob = await client(server.url, idb);
   const toBob = alice.dial(idb.peerId);
@@ -507,11 +505,7 @@ Deno.test("rendezvous limits: an oversized SDP or candidate is refused by the cl
 
 Deno.test("rendezvous limits: a frame over the server's limit closes that connection (1009), and only it", async () => {
   await using server = startRendezvous();
-  const [ida, idb, idm] = await Promise.all([
-    generateIdentity(),
-    generateIdentity(),
-    generateIdentity(),
-  ]);
+  const [ida, idb, idm] = await identities(3);
   await using alice = await client(server.url, ida);
   await using bob = await client(server.url, idb);
   await using mallory = await RawPeer.authenticated(
@@ -542,10 +536,7 @@ Deno.test("rendezvous limits: a frame over the server's limit closes that connec
 Deno.test("rendezvous limits: a frame over the client's limit fails that attempt alone", async () => {
   // The server allows more than the client: the client's own check decides.
   await using server = startRendezvous({ maxFrameSize: 256 * 1024 });
-  const [ida, idm] = await Promise.all([
-    generateIdentity(),
-    generateIdentity(),
-  ]);
+  const [ida, idm] = await identities(2);
   await using alice = await client(server.url, ida, {
     maxFrameSize: 32 * 1024,
   });
@@ -554,15 +545,7 @@ Deno.test("rendezvous limits: a frame over the client's limit fails that attempt
     idm,
     server.host,
   );
-  const send = (attempt: string, op: string, data?: unknown) =>
-    mallory.send({
-      type: "send",
-      to: ida.peerId.toString(),
-      attempt,
-      dialer: true,
-      op,
-      ...(data === undefined ? {} : { data }),
-    });
+  const send = sendAs(mallory, ida);
   send("a1", "open");
   send("a2", "open");
   send("a1", "data", { type: "offer", sdp: "a".repeat(100_000) });
@@ -589,11 +572,7 @@ Deno.test("rendezvous limits: a client over the frame rate is closed (4005); the
     messageBurst: 20,
     messagesPerSecond: 1,
   });
-  const [ida, idb, idc] = await Promise.all([
-    generateIdentity(),
-    generateIdentity(),
-    generateIdentity(),
-  ]);
+  const [ida, idb, idc] = await identities(3);
   await using alice = await client(server.url, ida);
   await using bob = await client(server.url, idb);
   await using carol = await client(server.url, idc);
@@ -618,10 +597,7 @@ Deno.test("rendezvous limits: a client over the frame rate is closed (4005); the
 
 Deno.test("rendezvous limits: attempts past maxPendingAttempts are aborted as busy; dials past maxAttempts throw", async () => {
   await using server = startRendezvous();
-  const [ida, idb] = await Promise.all([
-    generateIdentity(),
-    generateIdentity(),
-  ]);
+  const [ida, idb] = await identities(2);
   await using alice = await client(server.url, ida, { maxAttempts: 3 });
   await using bob = await client(server.url, idb, { maxPendingAttempts: 2 });
   const attempts = [
@@ -651,10 +627,7 @@ Deno.test("rendezvous limits: attempts past maxPendingAttempts are aborted as bu
 
 Deno.test("rendezvous limits: an attempt open too long is aborted with TimeoutError at both ends", async () => {
   await using server = startRendezvous();
-  const [ida, idb] = await Promise.all([
-    generateIdentity(),
-    generateIdentity(),
-  ]);
+  const [ida, idb] = await identities(2);
   await using alice = await client(server.url, ida, { attemptTimeout: 300 });
   await using bob = await client(server.url, idb);
   const toBob = alice.dial(idb.peerId);
@@ -670,10 +643,7 @@ Deno.test("rendezvous limits: an attempt open too long is aborted with TimeoutEr
 
 Deno.test("rendezvous limits: a silent connection is closed (4003); a client's heartbeat keeps it open", async () => {
   await using server = startRendezvous({ idleTimeout: 300 });
-  const [ida, idb] = await Promise.all([
-    generateIdentity(),
-    generateIdentity(),
-  ]);
+  const [ida, idb] = await identities(2);
   await using silent = await RawPeer.authenticated(
     server.url,
     ida,
@@ -690,25 +660,14 @@ Deno.test("rendezvous limits: a silent connection is closed (4003); a client's h
 
 Deno.test("rendezvous garbage: a malformed signalling message fails its attempt alone", async () => {
   await using server = startRendezvous();
-  const [ida, idm] = await Promise.all([
-    generateIdentity(),
-    generateIdentity(),
-  ]);
+  const [ida, idm] = await identities(2);
   await using alice = await client(server.url, ida);
   await using mallory = await RawPeer.authenticated(
     server.url,
     idm,
     server.host,
   );
-  const send = (attempt: string, op: unknown, data?: unknown) =>
-    mallory.send({
-      type: "send",
-      to: ida.peerId.toString(),
-      attempt,
-      dialer: true,
-      op,
-      ...(data === undefined ? {} : { data }),
-    });
+  const send = sendAs(mallory, ida);
   const garbage = [
     { type: "offer", sdp: 42 },
     { type: "candidate", candidate: { sdpMid: "0" } },
@@ -740,10 +699,7 @@ Deno.test("rendezvous garbage: a malformed signalling message fails its attempt 
 
 Deno.test("rendezvous garbage: frames that are not the protocol close the sender's connection (4006), and only it", async () => {
   await using server = startRendezvous();
-  const [ida, idb] = await Promise.all([
-    generateIdentity(),
-    generateIdentity(),
-  ]);
+  const [ida, idb] = await identities(2);
   await using alice = await client(server.url, ida);
   const garbage: unknown[] = [
     "not json",
@@ -929,10 +885,7 @@ Deno.test("rendezvous instances: two handlers on one memory engine relay between
  * anywhere, a disconnect seen across, and Bob connecting again elsewhere.
  */
 async function relayBetween(urlA: string, urlB: string): Promise<void> {
-  const [ida, idb] = await Promise.all([
-    generateIdentity(),
-    generateIdentity(),
-  ]);
+  const [ida, idb] = await identities(2);
   await using alice = await client(urlA, ida);
   await using bob = await client(urlB, idb);
   const toBob = alice.dial(idb.peerId);
