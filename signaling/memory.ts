@@ -24,6 +24,7 @@ import type {
   SignalingMessage,
 } from "../core/signaling.ts";
 import { P2prtcError, SignalingAbortedError } from "../core/errors.ts";
+import { Inbox } from "./inbox.ts";
 
 export { SignalingAbortedError };
 
@@ -39,9 +40,7 @@ export interface MemorySignalingOptions {
 class MemorySignalingChannel implements SignalingChannel {
   peer!: MemorySignalingChannel;
   readonly #max: number;
-  #queue: (SignalingMessage | null)[] = [];
-  #waiter: PromiseWithResolvers<void> | undefined;
-  #error: Error | undefined;
+  readonly #inbox = new Inbox<SignalingMessage>();
   #closed = false;
 
   constructor(max: number) {
@@ -53,13 +52,14 @@ class MemorySignalingChannel implements SignalingChannel {
     options: SignalingCallOptions = {},
   ): Promise<void> {
     options.signal?.throwIfAborted();
-    if (this.#error) return Promise.reject(this.#error);
+    const error = this.#inbox.error;
+    if (error) return Promise.reject(error);
     if (this.#closed) {
       return Promise.reject(
         new P2prtcError("ERR_SIGNALING_CLOSED", "signalling channel closed"),
       );
     }
-    if (this.peer.#queue.length >= this.#max) {
+    if (this.peer.#inbox.length >= this.#max) {
       return Promise.reject(
         new P2prtcError(
           "ERR_SIGNALING_QUEUE_FULL",
@@ -67,73 +67,33 @@ class MemorySignalingChannel implements SignalingChannel {
         ),
       );
     }
-    this.peer.#deliver(structuredClone(message));
+    this.peer.#inbox.push(structuredClone(message));
     return Promise.resolve();
   }
 
-  async receive(
+  receive(
     options: SignalingCallOptions = {},
   ): Promise<SignalingMessage | null> {
-    while (this.#queue.length === 0) {
-      if (this.#error) throw this.#error;
-      options.signal?.throwIfAborted();
-      this.#waiter ??= Promise.withResolvers();
-      const wait = this.#waiter.promise;
-      if (!options.signal) {
-        await wait;
-        continue;
-      }
-      const signal = options.signal;
-      const { promise: aborted, reject } = Promise.withResolvers<never>();
-      const onAbort = () => reject(signal.reason);
-      signal.addEventListener("abort", onAbort, { once: true });
-      try {
-        await Promise.race([wait, aborted]);
-      } finally {
-        signal.removeEventListener("abort", onAbort);
-      }
-    }
-    const message = this.#queue.shift()!;
-    // The end-of-channel marker stays, so later receives also see the end.
-    if (message === null) this.#queue.unshift(null);
-    return message;
+    return this.#inbox.next(options.signal);
   }
 
   close(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
-      this.peer.#deliver(null);
+      this.peer.#inbox.end();
     }
     return Promise.resolve();
   }
 
   abort(reason?: unknown): void {
-    if (this.#error) return;
-    this.#error = new SignalingAbortedError(reason);
+    if (this.#inbox.error) return;
+    this.#inbox.fail(new SignalingAbortedError(reason));
     this.#closed = true;
-    this.peer.#fail(new SignalingAbortedError(reason));
-    this.#wake();
+    this.peer.#inbox.fail(new SignalingAbortedError(reason));
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
-  }
-
-  #deliver(message: SignalingMessage | null): void {
-    if (this.#error) return;
-    this.#queue.push(message);
-    this.#wake();
-  }
-
-  #fail(error: Error): void {
-    this.#error ??= error;
-    this.#queue = [];
-    this.#wake();
-  }
-
-  #wake(): void {
-    this.#waiter?.resolve();
-    this.#waiter = undefined;
   }
 }
 

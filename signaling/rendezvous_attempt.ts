@@ -17,6 +17,7 @@ import type {
   SignalingMessage,
 } from "../core/signaling.ts";
 import { signalingMessageToJson } from "../core/signaling_json.ts";
+import { Inbox } from "./inbox.ts";
 import { MAX_REASON_LENGTH } from "./rendezvous_protocol.ts";
 
 /** What an attempt needs from its client. */
@@ -38,11 +39,9 @@ export class RendezvousAttempt implements SignalingChannel {
   readonly dialer: boolean;
   readonly #link: AttemptLink;
   readonly #timer: ReturnType<typeof setTimeout>;
-  #queue: SignalingMessage[] = [];
-  #waiter: PromiseWithResolvers<void> | undefined;
-  #error: Error | undefined;
+  /** The peer's messages; ended when the peer has ended the attempt. */
+  readonly #inbox = new Inbox<SignalingMessage>();
   #localEnded = false;
-  #remoteEnded = false;
   #done = false;
 
   constructor(
@@ -74,7 +73,7 @@ export class RendezvousAttempt implements SignalingChannel {
   ): Promise<void> {
     try {
       options.signal?.throwIfAborted();
-      if (this.#error) throw this.#error;
+      if (this.#inbox.error) throw this.#inbox.error;
       if (this.#localEnded) {
         throw new P2prtcError(
           "ERR_SIGNALING_CLOSED",
@@ -88,41 +87,21 @@ export class RendezvousAttempt implements SignalingChannel {
     return Promise.resolve();
   }
 
-  async receive(
+  receive(
     options: SignalingCallOptions = {},
   ): Promise<SignalingMessage | null> {
-    while (this.#queue.length === 0) {
-      if (this.#error) throw this.#error;
-      if (this.#remoteEnded) return null;
-      options.signal?.throwIfAborted();
-      this.#waiter ??= Promise.withResolvers();
-      const wait = this.#waiter.promise;
-      const signal = options.signal;
-      if (!signal) {
-        await wait;
-        continue;
-      }
-      const { promise: aborted, reject } = Promise.withResolvers<never>();
-      const onAbort = () => reject(signal.reason);
-      signal.addEventListener("abort", onAbort, { once: true });
-      try {
-        await Promise.race([wait, aborted]);
-      } finally {
-        signal.removeEventListener("abort", onAbort);
-      }
-    }
-    return this.#queue.shift()!;
+    return this.#inbox.next(options.signal);
   }
 
   close(): Promise<void> {
-    if (this.#error || this.#localEnded) return Promise.resolve();
+    if (this.#inbox.error || this.#localEnded) return Promise.resolve();
     this.#localEnded = true;
     try {
       this.#link.send(this, "end");
     } catch {
       // The connection is gone; the peer learns it from the server.
     }
-    if (this.#remoteEnded) this.#finish();
+    if (this.#inbox.ended) this.#finish();
     return Promise.resolve();
   }
 
@@ -136,8 +115,8 @@ export class RendezvousAttempt implements SignalingChannel {
 
   /** A message from the peer. */
   deliver(message: SignalingMessage): void {
-    if (this.#error || this.#remoteEnded) return;
-    if (this.#queue.length >= this.#link.maxQueuedMessages) {
+    if (this.#inbox.error || this.#inbox.ended) return;
+    if (this.#inbox.length >= this.#link.maxQueuedMessages) {
       this.fail(
         new P2prtcError(
           "ERR_SIGNALING_QUEUE_FULL",
@@ -147,15 +126,13 @@ export class RendezvousAttempt implements SignalingChannel {
       );
       return;
     }
-    this.#queue.push(message);
-    this.#wake();
+    this.#inbox.push(message);
   }
 
   /** The peer has nothing more to send. */
   remoteEnd(): void {
-    if (this.#error || this.#remoteEnded) return;
-    this.#remoteEnded = true;
-    this.#wake();
+    if (this.#inbox.error || this.#inbox.ended) return;
+    this.#inbox.end();
     if (this.#localEnded) this.#finish();
   }
 
@@ -164,9 +141,8 @@ export class RendezvousAttempt implements SignalingChannel {
    * unless both sides had already ended it. Idempotent.
    */
   fail(error: Error, notify: boolean): void {
-    if (this.#error || this.#done) return;
-    this.#error = error;
-    this.#queue = [];
+    if (this.#inbox.error || this.#done) return;
+    this.#inbox.fail(error);
     if (notify) {
       try {
         this.#link.send(this, "abort", { reason: abortReason(error) });
@@ -174,7 +150,6 @@ export class RendezvousAttempt implements SignalingChannel {
         // The connection is gone; the peer learns it from the server.
       }
     }
-    this.#wake();
     this.#finish();
   }
 
@@ -183,11 +158,6 @@ export class RendezvousAttempt implements SignalingChannel {
     this.#done = true;
     clearTimeout(this.#timer);
     this.#link.finished(this);
-  }
-
-  #wake(): void {
-    this.#waiter?.resolve();
-    this.#waiter = undefined;
   }
 }
 
