@@ -384,16 +384,9 @@ export function directListenCases(
 
   test("p2prtc dials a p2prtc listener and echoes 1 MiB", async () => {
     const backend = await makeBackend();
-    const server = new WebRTCTransport({
-      backend,
-      identity: await generateIdentity(),
-    });
-    server.handle(ECHO, echo);
-    const client = new WebRTCTransport({
-      backend,
-      identity: await generateIdentity(),
-      bindAddress: "127.0.0.1",
-    });
+    const server = echoNode(backend, await generateIdentity());
+    const client = echoNode(backend, await generateIdentity(), "127.0.0.1");
+    const third = echoNode(backend, await generateIdentity(), "127.0.0.1");
     const listener = await server.listen(LISTEN);
     try {
       ok(listener.addr.startsWith("/ip4/127.0.0.1/udp/"), listener.addr);
@@ -402,97 +395,49 @@ export function directListenCases(
         client.dial(listener.addr),
         listener.accept(),
       ]);
-      strictEqual(
-        conn.remotePeer.toString(),
-        server.identity.peerId.toString(),
-      );
-      strictEqual(
-        inbound.remotePeer.toString(),
-        client.identity.peerId.toString(),
-      );
+      strictEqual(`${conn.remotePeer}`, `${server.identity.peerId}`);
+      strictEqual(`${inbound.remotePeer}`, `${client.identity.peerId}`);
       strictEqual(inbound.direction, "inbound");
       ok(server.connections.has(inbound));
-
-      const stream = await conn.newStream(ECHO);
-      const data = randomBytes(random(7), 1024 * 1024);
-      const writer = stream.writable.getWriter();
-      const [received] = await Promise.all([
-        readAll(stream.readable),
-        writer.write(data).then(() => writer.close()),
-      ]);
-      assertBytes(received, data);
+      await echoOver(conn, randomBytes(random(7), 1024 * 1024));
 
       // A second dialer on the same port gets its own connection.
-      const third = new WebRTCTransport({
-        backend,
-        identity: await generateIdentity(),
-        bindAddress: "127.0.0.1",
-      });
-      const [conn2] = await Promise.all([
-        third.dial(listener.addr),
-        listener.accept(),
-      ]);
-      const stream2 = await conn2.newStream(ECHO);
-      const writer2 = stream2.writable.getWriter();
-      const [received2] = await Promise.all([
-        readAll(stream2.readable),
-        writer2.write(new Uint8Array([1, 2, 3])).then(() => writer2.close()),
-      ]);
-      assertBytes(received2, new Uint8Array([1, 2, 3]));
-      await third[Symbol.asyncDispose]();
+      const conn2 = await dialAndEcho(
+        third,
+        listener,
+        listener.addr,
+        new Uint8Array([1, 2, 3]),
+      );
+      await conn2[Symbol.asyncDispose]();
 
       // Accepted connections outlive the listener.
       await listener[Symbol.asyncDispose]();
-      const stream3 = await conn.newStream(ECHO);
-      const writer3 = stream3.writable.getWriter();
-      const [received3] = await Promise.all([
-        readAll(stream3.readable),
-        writer3.write(new Uint8Array([4, 5])).then(() => writer3.close()),
-      ]);
-      assertBytes(received3, new Uint8Array([4, 5]));
+      await echoOver(conn, new Uint8Array([4, 5]));
     } finally {
-      await client[Symbol.asyncDispose]();
-      await server[Symbol.asyncDispose]();
-      await listener[Symbol.asyncDispose]();
+      await disposeAll(client, third, server, listener);
       await settle(backend);
     }
   });
 
   test("IPv6: p2prtc dials a listener on ::1", async () => {
     const backend = await makeBackend();
-    const server = new WebRTCTransport({
-      backend,
-      identity: await generateIdentity(),
-    });
-    server.handle(ECHO, echo);
-    const client = new WebRTCTransport({
-      backend,
-      identity: await generateIdentity(),
-      bindAddress: "::1",
-    });
+    const server = echoNode(backend, await generateIdentity());
+    const client = echoNode(backend, await generateIdentity(), "::1");
     const listener = await server.listen("/ip6/::1/udp/0/webrtc-direct");
     try {
       ok(listener.addr.startsWith("/ip6/::1/udp/"), listener.addr);
-      const [conn] = await Promise.all([
-        client.dial(listener.addr, { timeout: 10_000 }),
-        listener.accept(),
-      ]);
-      await echoOver(conn, new Uint8Array([6]));
+      await dialAndEcho(client, listener, listener.addr, new Uint8Array([6]), {
+        timeout: 10_000,
+      });
     } finally {
-      await client[Symbol.asyncDispose]();
-      await server[Symbol.asyncDispose]();
-      await listener[Symbol.asyncDispose]();
+      await disposeAll(client, server, listener);
       await settle(backend);
     }
   });
 
   test("js-libp2p dials our listener and echoes through it", async () => {
     const backend = await makeBackend();
-    const server = new WebRTCTransport({
-      backend,
-      identity: await generateIdentity(),
-    });
-    server.handle(ECHO, echo);
+    const server = echoNode(backend, await generateIdentity());
     const listener = await server.listen(LISTEN);
     try {
       await using peer = await JsPeer.start();
@@ -520,11 +465,8 @@ export function directListenCases(
 
   test("junk STUN usernames are dropped and the listener keeps working", async () => {
     const backend = await makeBackend();
-    const server = new WebRTCTransport({
-      backend,
-      identity: await generateIdentity(),
-    });
-    server.handle(ECHO, echo);
+    const server = echoNode(backend, await generateIdentity());
+    const client = echoNode(backend, await generateIdentity(), "127.0.0.1");
     const listener = await server.listen(LISTEN);
     try {
       const ufrag = generateUfrag();
@@ -542,23 +484,9 @@ export function directListenCases(
       const counts: HandleCount = backend.openHandles();
       strictEqual(counts.peerConnections, 0);
 
-      const client = new WebRTCTransport({
-        backend,
-        identity: await generateIdentity(),
-        bindAddress: "127.0.0.1",
-      });
-      const [conn] = await Promise.all([
-        client.dial(listener.addr),
-        listener.accept(),
-      ]);
-      strictEqual(
-        conn.remotePeer.toString(),
-        server.identity.peerId.toString(),
-      );
-      await client[Symbol.asyncDispose]();
+      await dialAndEcho(client, listener, listener.addr, new Uint8Array([8]));
     } finally {
-      await server[Symbol.asyncDispose]();
-      await listener[Symbol.asyncDispose]();
+      await disposeAll(client, server, listener);
       await settle(backend);
     }
   });
