@@ -29,6 +29,7 @@ import type {
   IceCandidate,
   PeerConnection,
   PeerConnectionBackend,
+  PeerConnectionOptions,
   PeerConnectionState,
 } from "../core/backend.ts";
 import { FrameTooLargeError, P2prtcError } from "../core/errors.ts";
@@ -293,24 +294,41 @@ backendTest(
 
 const UFRAG = "libp2p+webrtc+v1/6d8c5cf3a4e041f1a9a2ab5cf4bb2d3e";
 
+/**
+ * Two peer connections of `backend` (`a` made with `aOptions`), each with the
+ * negotiated channel 0, trickling their candidates to each other.
+ */
+function trickledPair(
+  backend: PeerConnectionBackend,
+  aOptions: PeerConnectionOptions = LOOPBACK,
+) {
+  const a = backend.createPeerConnection(aOptions);
+  const b = backend.createPeerConnection(LOOPBACK);
+  const a0 = a.createDataChannel("", { negotiated: true, id: 0 });
+  const b0 = b.createDataChannel("", { negotiated: true, id: 0 });
+  a.onicecandidate = (c) => void (c && b.addIceCandidate(c));
+  b.onicecandidate = (c) => void (c && a.addIceCandidate(c));
+  return { a, b, a0, b0 };
+}
+
+/** `sdp` with `credential` as its ICE ufrag and password. */
+function withCredentials(sdp: string, credential: string): string {
+  return sdp
+    .replace(/a=ice-ufrag:.*/, `a=ice-ufrag:${credential}`)
+    .replace(/a=ice-pwd:.*/, `a=ice-pwd:${credential}`);
+}
+
 backendTest(
   "setLocalDescription with credentials makes ICE use them",
   async (backend) => {
-    const a = backend.createPeerConnection(LOOPBACK);
-    const b = backend.createPeerConnection(LOOPBACK);
-    const a0 = a.createDataChannel("", { negotiated: true, id: 0 });
-    const b0 = b.createDataChannel("", { negotiated: true, id: 0 });
-    a.onicecandidate = (c) => void (c && b.addIceCandidate(c));
-    b.onicecandidate = (c) => void (c && a.addIceCandidate(c));
+    const { a, b, a0, b0 } = trickledPair(backend);
     const offer = await a.createOffer();
     await a.setLocalDescription(offer, { ufrag: UFRAG, pwd: UFRAG });
     ok(a.localDescription!.sdp.includes(`a=ice-ufrag:${UFRAG}`));
     ok(a.localDescription!.sdp.includes(`a=ice-pwd:${UFRAG}`));
     // b learns a's credentials only from a textual munge of the original offer,
     // as a WebRTC-Direct listener learns them from the STUN USERNAME.
-    const munged = offer.sdp
-      .replace(/a=ice-ufrag:.*/, `a=ice-ufrag:${UFRAG}`)
-      .replace(/a=ice-pwd:.*/, `a=ice-pwd:${UFRAG}`);
+    const munged = withCredentials(offer.sdp, UFRAG);
     ok(munged !== offer.sdp);
     await b.setRemoteDescription({ type: "offer", sdp: munged });
     await b.setLocalDescription(await b.createAnswer());
@@ -322,12 +340,7 @@ backendTest(
 backendTest(
   "after new credentials the old ones no longer connect",
   async (backend) => {
-    const a = backend.createPeerConnection(LOOPBACK);
-    const b = backend.createPeerConnection(LOOPBACK);
-    a.createDataChannel("", { negotiated: true, id: 0 });
-    b.createDataChannel("", { negotiated: true, id: 0 });
-    a.onicecandidate = (c) => void (c && b.addIceCandidate(c));
-    b.onicecandidate = (c) => void (c && a.addIceCandidate(c));
+    const { a, b } = trickledPair(backend);
     let bConnected = false;
     b.onconnectionstatechange = (s) => (bConnected ||= s === "connected");
     const offer = await a.createOffer();
@@ -343,16 +356,9 @@ backendTest(
 backendTest(
   "credentials munged into the SDP text are honoured too",
   async (backend) => {
-    const a = backend.createPeerConnection(LOOPBACK);
-    const b = backend.createPeerConnection(LOOPBACK);
-    const a0 = a.createDataChannel("", { negotiated: true, id: 0 });
-    const b0 = b.createDataChannel("", { negotiated: true, id: 0 });
-    a.onicecandidate = (c) => void (c && b.addIceCandidate(c));
-    b.onicecandidate = (c) => void (c && a.addIceCandidate(c));
+    const { a, b, a0, b0 } = trickledPair(backend);
     const offer = await a.createOffer();
-    const munged = offer.sdp
-      .replace(/a=ice-ufrag:.*/, `a=ice-ufrag:${UFRAG}`)
-      .replace(/a=ice-pwd:.*/, `a=ice-pwd:${UFRAG}`);
+    const munged = withCredentials(offer.sdp, UFRAG);
     await a.setLocalDescription({ type: "offer", sdp: munged });
     ok(a.localDescription!.sdp.includes(`a=ice-ufrag:${UFRAG}`));
     await b.setRemoteDescription({ type: "offer", sdp: munged });
@@ -407,15 +413,10 @@ function wrongFingerprint(sdp: string): string {
 backendTest(
   "a certificate other than the announced one fails the connection",
   async (backend) => {
-    const a = backend.createPeerConnection(LOOPBACK);
-    const b = backend.createPeerConnection(LOOPBACK);
-    const a0 = a.createDataChannel("", { negotiated: true, id: 0 });
-    b.createDataChannel("", { negotiated: true, id: 0 });
+    const { a, b, a0 } = trickledPair(backend);
     let wasOpen = false;
     a0.onopen = () => (wasOpen = true);
     const states = reaches(a, "closed");
-    a.onicecandidate = (c) => void (c && b.addIceCandidate(c));
-    b.onicecandidate = (c) => void (c && a.addIceCandidate(c));
     await a.setLocalDescription(await a.createOffer());
     await b.setRemoteDescription(a.localDescription!);
     await b.setLocalDescription(await b.createAnswer());
@@ -433,15 +434,10 @@ backendTest(
 backendTest(
   "disableFingerprintVerification accepts any certificate and reports it",
   async (backend) => {
-    const a = backend.createPeerConnection({
+    const { a, b, a0, b0 } = trickledPair(backend, {
       ...LOOPBACK,
       disableFingerprintVerification: true,
     });
-    const b = backend.createPeerConnection(LOOPBACK);
-    const a0 = a.createDataChannel("", { negotiated: true, id: 0 });
-    const b0 = b.createDataChannel("", { negotiated: true, id: 0 });
-    a.onicecandidate = (c) => void (c && b.addIceCandidate(c));
-    b.onicecandidate = (c) => void (c && a.addIceCandidate(c));
     await a.setLocalDescription(await a.createOffer());
     await b.setRemoteDescription(a.localDescription!);
     await b.setLocalDescription(await b.createAnswer());
