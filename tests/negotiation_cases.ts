@@ -18,25 +18,18 @@ import { isLoopback, LOOPBACK } from "./conformance/connect.ts";
 import { random, randomBytes } from "./random.ts";
 import { candidatesFirst, recording } from "./signaling_wrappers.ts";
 import { assertBytes, readAll, writeAndClose } from "./stream_helpers.ts";
+import {
+  type BackendPairMaker,
+  backendPairTests,
+} from "./peer_connection_helpers.ts";
 
 /** Registers the negotiation cases for `label`, with backends from `make`. */
 export function negotiationCases(
   label: string,
-  make: () => Promise<{ a: PeerConnectionBackend; b: PeerConnectionBackend }>,
+  make: BackendPairMaker,
   settle: (backends: PeerConnectionBackend[]) => Promise<void>,
 ): void {
-  const test = (
-    name: string,
-    fn: (a: PeerConnectionBackend, b: PeerConnectionBackend) => Promise<void>,
-  ) =>
-    Deno.test(`negotiation (${label}): ${name}`, async () => {
-      const { a, b } = await make();
-      try {
-        await fn(a, b);
-      } finally {
-        await settle([a, b]);
-      }
-    });
+  const test = backendPairTests(`negotiation (${label})`, make, settle);
 
   test(
     "offer, answer and candidates connect; a stream carries data; the offerer's candidates follow the answer",

@@ -11,6 +11,7 @@ import { createHash } from "node:crypto";
 import type {
   DataChannel,
   PeerConnection,
+  PeerConnectionBackend,
   PeerConnectionState,
 } from "../core/backend.ts";
 
@@ -19,6 +20,44 @@ export const CONNECT_MS = 10_000;
 
 /** What `openHandles()` reports once a backend has nothing open. */
 export const NOTHING_OPEN = { peerConnections: 0, dataChannels: 0 };
+
+/** Makes the two backends of a case: one backend twice, or a mixed pair. */
+export type BackendPairMaker = () => Promise<{
+  a: PeerConnectionBackend;
+  b: PeerConnectionBackend;
+}>;
+
+/**
+ * A registrar of `title: name` tests that each get a fresh pair of backends
+ * from `make`, settled after the case and then checked to have no peer
+ * connection or data channel left open.
+ */
+export function backendPairTests(
+  title: string,
+  make: BackendPairMaker,
+  settle: (backends: PeerConnectionBackend[]) => Promise<void>,
+): (
+  name: string,
+  fn: (a: PeerConnectionBackend, b: PeerConnectionBackend) => Promise<void>,
+) => void {
+  return (name, fn) =>
+    Deno.test(`${title}: ${name}`, async () => {
+      const { a, b } = await make();
+      try {
+        await fn(a, b);
+      } finally {
+        await settle([a, b]);
+      }
+      for (const backend of new Set([a, b])) {
+        const { peerConnections, dataChannels } = backend.openHandles();
+        deepStrictEqual(
+          { peerConnections, dataChannels },
+          NOTHING_OPEN,
+          "native handles left open",
+        );
+      }
+    });
+}
 
 /** Resolves with `promise`, or rejects once `ms` have passed. */
 export async function within<T>(

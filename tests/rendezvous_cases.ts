@@ -11,7 +11,7 @@
  * @module
  */
 
-import { deepStrictEqual, ok, rejects, strictEqual } from "node:assert/strict";
+import { ok, rejects, strictEqual } from "node:assert/strict";
 import type { PeerConnectionBackend } from "../core/backend.ts";
 import { P2prtcError } from "../core/errors.ts";
 import type { WebRTCConnection } from "../core/connection.ts";
@@ -27,6 +27,10 @@ import { isLoopback } from "./conformance/connect.ts";
 import { random, randomBytes } from "./random.ts";
 import { startRendezvous, STEP_MS, until } from "./rendezvous_helpers.ts";
 import { assertBytes, readAll, writeAndClose } from "./stream_helpers.ts";
+import {
+  type BackendPairMaker,
+  backendPairTests,
+} from "./peer_connection_helpers.ts";
 
 const ECHO = "/echo/1.0.0";
 const CONNECT = { candidateFilter: isLoopback, timeout: STEP_MS } as const;
@@ -34,28 +38,10 @@ const CONNECT = { candidateFilter: isLoopback, timeout: STEP_MS } as const;
 /** Registers the rendezvous cases for `label`, with backends from `make`. */
 export function rendezvousCases(
   label: string,
-  make: () => Promise<{ a: PeerConnectionBackend; b: PeerConnectionBackend }>,
+  make: BackendPairMaker,
   settle: (backends: PeerConnectionBackend[]) => Promise<void>,
 ): void {
-  const test = (
-    name: string,
-    fn: (a: PeerConnectionBackend, b: PeerConnectionBackend) => Promise<void>,
-  ) =>
-    Deno.test(`rendezvous (${label}): ${name}`, async () => {
-      const { a, b } = await make();
-      try {
-        await fn(a, b);
-      } finally {
-        await settle([a, b]);
-      }
-      for (const backend of new Set([a, b])) {
-        const { peerConnections, dataChannels } = backend.openHandles();
-        deepStrictEqual({ peerConnections, dataChannels }, {
-          peerConnections: 0,
-          dataChannels: 0,
-        }, "native handles left open");
-      }
-    });
+  const test = backendPairTests(`rendezvous (${label})`, make, settle);
 
   test(
     "two transports meet on the WebSocket rendezvous, connect over /webrtc and echo 1 MiB",
