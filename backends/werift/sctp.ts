@@ -116,12 +116,13 @@ export function guardTimerStarts(sctp: SctpAssociation): void {
   };
 }
 
-/** RFC 9260 section 16's RTO.Initial and RTO.Min, in seconds. */
+/** RFC 9260 section 16's RTO.Initial, in seconds. */
 const RTO_INITIAL_S = 1;
-/** werift's RTO.Initial, RFC 4960's, in seconds. */
+/** werift's RTO.Initial (RFC 4960's), in seconds. */
 const WERIFT_RTO_INITIAL_S = 3;
-/** RFC 9260's RTO.Min and RTO.Max, which werift uses too, in seconds. */
+/** RFC 9260's RTO.Min, which werift uses too, in seconds. */
 const RTO_MIN_S = 1;
+/** RFC 9260's RTO.Max, which werift uses too, in seconds. */
 const RTO_MAX_S = 60;
 
 /** The associations {@linkcode startRtoAtOneSecond} has patched. */
