@@ -24,7 +24,6 @@ import type { RTCDataChannel, RTCPeerConnection } from "werift";
 import type { PeerConnection } from "../core/backend.ts";
 import { werift } from "../backends/werift.ts";
 import { LOOPBACK } from "./conformance/connect.ts";
-import { delay } from "./stream_helpers.ts";
 import { CONNECT_MS, NOTHING_OPEN, within } from "./peer_connection_helpers.ts";
 import {
   closePlain,
@@ -321,75 +320,5 @@ Deno.test(
       ),
     );
     strictEqual(requests.size, 1, "werift reset the id again");
-  },
-);
-
-/**
- * Makes the plain peer treat reset requests as dcsctp (Chromium) does with
- * one it defers: it answers "in progress", answers a resend of that request
- * "in progress" again, and takes only a request under a new number.
- */
-function deferLikeDcsctp(sctp: Association): void {
-  let deferred: number | undefined;
-  const sendParam = sctp.sendReconfigParam.bind(sctp);
-  const receiveParam = sctp.receiveReconfigParam.bind(sctp);
-  sctp.receiveReconfigParam = (param) => {
-    if (param.type !== OUTGOING_SSN_RESET_REQUEST) return receiveParam(param);
-    const sequence = (param as unknown as { requestSequence: number })
-      .requestSequence;
-    if (deferred === undefined) {
-      // werift performs it here (and resets its own direction); the answer
-      // it sends is replaced below.
-      deferred = sequence;
-      return receiveParam(param);
-    }
-    return sendParam({
-      type: RECONFIG_RESPONSE,
-      bytes: response(
-        sequence,
-        sequence === deferred ? IN_PROGRESS : PERFORMED,
-      ),
-    });
-  };
-  sctp.sendReconfigParam = (param) => {
-    if (
-      param.type === RECONFIG_RESPONSE &&
-      param.bytes.readUInt32BE(0) === deferred
-    ) {
-      return sendParam({
-        type: RECONFIG_RESPONSE,
-        bytes: response(deferred, IN_PROGRESS),
-      });
-    }
-    return sendParam(param);
-  };
-}
-
-Deno.test(
-  'werift: a reset the peer keeps answering "in progress" is sent again under a new number',
-  async () => {
-    const seen: Seen = { resets: [] };
-    let channelId: number | undefined;
-    /** The request numbers werift has used to reset the channel's stream. */
-    const sequences = () =>
-      new Set(
-        seen.resets.filter((r) => r.streams.includes(channelId!)).map((r) =>
-          r.sequence
-        ),
-      );
-    await withPlainPeer(
-      seen,
-      (ours) =>
-        ours.ondatachannel = (channel) =>
-          channel.onopen = () => channel.close(),
-      (channel) => channelId = channel.id,
-      async () => {
-        // werift resends after its 1 s timeout; without a new number it
-        // would go on resending until the association closes.
-        while (sequences().size < 2) await delay(20);
-      },
-      deferLikeDcsctp,
-    );
-    strictEqual(sequences().size, 2);
   },
 );

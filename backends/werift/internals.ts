@@ -93,15 +93,7 @@ export interface SctpAssociation {
   /** Streams waiting for an outgoing reset request. */
   reconfigQueue: number[];
   /** The outgoing reset request awaiting its response, if any. */
-  reconfigRequest?: OutgoingResetRequest;
-  /** The sequence number the next reset request gets. */
-  reconfigRequestSeq: number;
-  /** The sequence number of the last request from the peer that werift answered. */
-  readonly reconfigResponseSeq: number;
-  /** Expiries of the reset request's timer since the last answer; past 10 the association closes. */
-  timerReconfigFailures: number;
-  /** Sends one RE-CONFIG parameter in a chunk of its own. */
-  sendReconfigParam(param: OutgoingResetRequest): Promise<void>;
+  readonly reconfigRequest?: { streams: number[]; requestSequence: number };
   /** Handles one parameter of a received RE-CONFIG chunk. */
   receiveReconfigParam(param: ReconfigParam): Promise<void>;
   /** Streams reset in both directions; werift closes their channels. */
@@ -134,22 +126,6 @@ export interface SctpAssociation {
     data: Buffer,
     options: { ordered: boolean },
   ): Promise<void>;
-}
-
-/** werift's Outgoing SSN Reset Request parameter (RFC 6525 section 4.1). */
-export interface OutgoingResetRequest {
-  readonly requestSequence: number;
-  readonly responseSequence: number;
-  /** The sender's last assigned TSN: the DATA the reset must come after. */
-  readonly lastTsn: number;
-  readonly streams: number[];
-  /** werift's parameter class: `new` with the four fields above, in order. */
-  readonly constructor: new (
-    requestSequence: number,
-    responseSequence: number,
-    lastTsn: number,
-    streams: number[],
-  ) => OutgoingResetRequest;
 }
 
 /** A parsed RE-CONFIG parameter: a reset request, a response, or another. */
@@ -204,8 +180,6 @@ export const DCEP_OPEN = 3;
 export const RECONFIG_RESPONSE = 16;
 /** The response result "Success - Performed". */
 export const RECONFIG_PERFORMED = 1;
-/** The response result "In progress". */
-export const RECONFIG_IN_PROGRESS = 6;
 
 /** The message of whatever werift threw, which is not always an `Error`. */
 export function messageOf(error: unknown): string {

@@ -65,7 +65,6 @@ import {
 import {
   ackBeforeReset,
   holdReopenedStreams,
-  renumberInProgressResets,
   resetOnce,
 } from "./stream_resets.ts";
 import { dropMdnsCandidates, isMdnsCandidate, sameCredentials } from "./sdp.ts";
@@ -457,7 +456,6 @@ export class WeriftPeerConnection implements PeerConnection, ChannelOwner {
     ackBeforeReset(sctp, (fn) => this.dispatch.hold(fn));
     resetOnce(sctp);
     holdReopenedStreams(sctp, transport.dataChannels);
-    renumberInProgressResets(sctp);
     bundleData(sctp);
     const subscription = sctp.stateChanged.connecting.subscribe(() => {
       // `start()` has resolved an "auto" DTLS role by now.

@@ -17,7 +17,6 @@ import type { Buffer } from "node:buffer";
 import {
   DCEP_OPEN,
   PPID_DCEP,
-  RECONFIG_IN_PROGRESS,
   RECONFIG_PERFORMED,
   RECONFIG_RESPONSE,
   type SctpAssociation,
@@ -250,62 +249,4 @@ export function holdReopenedStreams(
     held = [];
     for (const { sent } of waiting) sent?.();
   });
-}
-
-/** The associations {@linkcode renumberInProgressResets} has patched. */
-const renumbered = new WeakSet<SctpAssociation>();
-
-/**
- * Sends a reset request again under a new sequence number when the peer
- * answers "in progress" to it twice, as a peer that wants that does. Once
- * per association; a second call does nothing.
- *
- * A peer answers "in progress" while DATA the request covers has not
- * arrived (werift sends the request at once, ahead of DATA still in its
- * queue). werift then sends the same request again at each timeout, and
- * counts each as a failure: after ten the association closes. usrsctp
- * (libdatachannel) answers a resend with what it has done since, but dcsctp
- * (Chromium) answers a resend of a request it deferred with the same "in
- * progress" for good and performs only a request under a new sequence
- * number (`StreamResetHandler`: "Force this request to be sent again, but
- * with new req_seq_nbr"), so a stream werift closed while another was
- * sending never finished closing, and the connection died about three
- * minutes later. Renumbering at once would make usrsctp reset the streams a
- * second time, and libdatachannel close a channel the peer had opened on one
- * of those ids meanwhile, so only a second "in progress" for the same
- * request, which usrsctp does not give once the DATA has arrived, leads to a
- * new number. An "in progress" is an answer, so it does not count as a
- * failure either.
- */
-export function renumberInProgressResets(sctp: SctpAssociation): void {
-  if (renumbered.has(sctp)) return;
-  renumbered.add(sctp);
-  /** The request that has been answered "in progress" once. */
-  let deferred: number | undefined;
-  const receiveParam = sctp.receiveReconfigParam.bind(sctp);
-  sctp.receiveReconfigParam = (param) => {
-    const request = sctp.reconfigRequest;
-    if (
-      request === undefined || param.type !== RECONFIG_RESPONSE ||
-      param.result !== RECONFIG_IN_PROGRESS ||
-      param.responseSequence !== request.requestSequence
-    ) {
-      return receiveParam(param);
-    }
-    sctp.timerReconfigFailures = 0;
-    if (deferred !== request.requestSequence) {
-      deferred = request.requestSequence;
-      return receiveParam(param);
-    }
-    const fresh = new request.constructor(
-      sctp.reconfigRequestSeq,
-      sctp.reconfigResponseSeq,
-      request.lastTsn,
-      request.streams,
-    );
-    sctp.reconfigRequestSeq = (sctp.reconfigRequestSeq + 1) >>> 0;
-    sctp.reconfigRequest = fresh;
-    // werift's timer goes on and sends whatever request is current.
-    return sctp.sendReconfigParam(fresh);
-  };
 }
