@@ -181,6 +181,20 @@ export const RECONFIG_RESPONSE = 16;
 /** The response result "Success - Performed". */
 export const RECONFIG_PERFORMED = 1;
 
+/**
+ * Whether `param` is the "performed" answer to the reset request `sctp` has
+ * out: werift completes the request as it handles it.
+ */
+export function completesRequest(
+  sctp: SctpAssociation,
+  param: ReconfigParam,
+): boolean {
+  return param.type === RECONFIG_RESPONSE &&
+    param.result === RECONFIG_PERFORMED &&
+    param.responseSequence !== undefined &&
+    param.responseSequence === sctp.reconfigRequest?.requestSequence;
+}
+
 /** The message of whatever werift threw, which is not always an `Error`. */
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

@@ -10,6 +10,7 @@
 
 import { Buffer } from "node:buffer";
 import {
+  completesRequest,
   DCEP_ACK,
   type InboundStream,
   PPID_DCEP,
@@ -118,8 +119,6 @@ export function guardTimerStarts(sctp: SctpAssociation): void {
 
 /** RFC 9260 section 16's RTO.Initial, in seconds. */
 const RTO_INITIAL_S = 1;
-/** werift's RTO.Initial (RFC 4960's), in seconds. */
-const WERIFT_RTO_INITIAL_S = 3;
 /** RFC 9260's RTO.Min, which werift uses too, in seconds. */
 const RTO_MIN_S = 1;
 /** RFC 9260's RTO.Max, which werift uses too, in seconds. */
@@ -154,12 +153,10 @@ export function startRtoAtOneSecond(sctp: SctpAssociation): void {
   if (sctp.srtt === undefined) sctp.rto = RTO_INITIAL_S;
   const receiveParam = sctp.receiveReconfigParam.bind(sctp);
   sctp.receiveReconfigParam = (param) => {
-    const before = sctp.rto;
+    const completes = completesRequest(sctp, param);
     // werift resets the RTO before its first await.
     const handled = receiveParam(param);
-    if (sctp.rto !== before && sctp.rto === WERIFT_RTO_INITIAL_S) {
-      sctp.rto = measured();
-    }
+    if (completes) sctp.rto = measured();
     return handled;
   };
 }

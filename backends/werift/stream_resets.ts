@@ -15,10 +15,9 @@
 
 import type { Buffer } from "node:buffer";
 import {
+  completesRequest,
   DCEP_OPEN,
   PPID_DCEP,
-  RECONFIG_PERFORMED,
-  RECONFIG_RESPONSE,
   type SctpAssociation,
 } from "./internals.ts";
 
@@ -179,8 +178,8 @@ export function holdReopenedStreams(
   /** Ids the peer opened a channel on while werift's request for them was out. */
   const reopened = new Set<number>();
   let held: Held[] = [];
-  /** Ids whose channels werift must not close, while a request completes. */
-  let keep: ReadonlySet<number> = new Set();
+  /** Set while werift handles the answer that completes its request. */
+  let completing = false;
 
   const send = sctp.send;
   sctp.send = (streamId, ppid, data, options) => {
@@ -219,27 +218,26 @@ export function holdReopenedStreams(
 
   const reconfigured = sctp.onReconfigStreams;
   const announce = reconfigured.execute;
+  // The reset ids werift announces as it completes a request are the ones
+  // the request covered; a reopened one is a new channel, not to be closed.
   reconfigured.execute = (ids) =>
-    announce(keep.size === 0 ? ids : ids.filter((id) => !keep.has(id)));
+    announce(completing ? ids.filter((id) => !reopened.has(id)) : ids);
 
   const receiveParam = sctp.receiveReconfigParam.bind(sctp);
   sctp.receiveReconfigParam = (param) => {
     const request = sctp.reconfigRequest;
-    const completes = request !== undefined &&
-      param.type === RECONFIG_RESPONSE &&
-      param.result === RECONFIG_PERFORMED &&
-      param.responseSequence === request.requestSequence;
-    if (!completes) return receiveParam(param);
-    const kept = request.streams.filter((id) => reopened.has(id));
-    keep = new Set(kept);
+    if (request === undefined || !completesRequest(sctp, param)) {
+      return receiveParam(param);
+    }
+    completing = true;
     try {
       // werift restarts the streams' numbering, announces them reset and
       // sends the next request before its first await, so all of that is
       // done when this returns.
       return receiveParam(param);
     } finally {
-      keep = new Set();
-      release(kept);
+      completing = false;
+      release(request.streams);
     }
   };
 
