@@ -29,6 +29,7 @@ import { Closer, connect } from "../tests/conformance/connect.ts";
 import {
   benchCase,
   lazy,
+  median,
   type Memory,
   memory,
   pick,
@@ -57,15 +58,6 @@ const ldc = await libdatachannel({ cleanup: false });
 
 /** How many readings, at each end of the second half, a median is taken of. */
 const ENDS = 5;
-
-/** The median of `values` (not empty). */
-function median(values: number[]): number {
-  const sorted = values.toSorted((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2
-    ? sorted[middle]
-    : (sorted[middle - 1] + sorted[middle]) / 2;
-}
 
 /**
  * Tracks memory over the iterations of one row and records its growth.

@@ -14,7 +14,7 @@
  * @module
  */
 
-import { TEARDOWN_GROUP } from "./common.ts";
+import { median, TEARDOWN_GROUP } from "./common.ts";
 import { failures, flags, logSuite, type RunResult, runSuites } from "./run.ts";
 
 /** Which column of a table a bench row fills, from its name. */
@@ -54,15 +54,6 @@ interface Measure {
   name: string;
   value: number;
   unit: string;
-}
-
-/** The median of a non-empty list. */
-export function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? sorted[middle]
-    : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
 /** `"bulk 16MiB x1 streams (werift)"` → workload and backend. */
