@@ -59,7 +59,7 @@ import {
 } from "../core/ufrag.ts";
 import { JsPeer } from "./interop_cases.ts";
 import { random, randomBytes } from "./random.ts";
-import { assertBytes, delay, readAll } from "./stream_helpers.ts";
+import { delay, echoOnce, readAll } from "./stream_helpers.ts";
 
 const ECHO = "/echo/1.0.0";
 const LISTEN = "/ip4/127.0.0.1/udp/0/webrtc-direct";
@@ -333,22 +333,8 @@ async function dialAndEcho(
   ]);
   strictEqual(`${inbound.remotePeer}`, `${client.identity.peerId}`);
   ok(addr.endsWith(`/p2p/${conn.remotePeer}`));
-  await echoOver(conn, bytes);
+  await echoOnce(conn, bytes);
   return conn;
-}
-
-/** Sends `bytes` through `/echo/1.0.0` on `conn` and checks they come back. */
-async function echoOver(
-  conn: WebRTCConnection,
-  bytes: Uint8Array,
-): Promise<void> {
-  const stream = await conn.newStream(ECHO);
-  const writer = stream.writable.getWriter();
-  const [received] = await Promise.all([
-    readAll(stream.readable),
-    writer.write(bytes).then(() => writer.close()),
-  ]);
-  assertBytes(received, bytes);
 }
 
 /** Closes everything given, in order, whatever fails. */
@@ -399,7 +385,7 @@ export function directListenCases(
       strictEqual(`${inbound.remotePeer}`, `${client.identity.peerId}`);
       strictEqual(inbound.direction, "inbound");
       ok(server.connections.has(inbound));
-      await echoOver(conn, randomBytes(random(7), 1024 * 1024));
+      await echoOnce(conn, randomBytes(random(7), 1024 * 1024));
 
       // A second dialer on the same port gets its own connection.
       const conn2 = await dialAndEcho(
@@ -412,7 +398,7 @@ export function directListenCases(
 
       // Accepted connections outlive the listener.
       await listener[Symbol.asyncDispose]();
-      await echoOver(conn, new Uint8Array([4, 5]));
+      await echoOnce(conn, new Uint8Array([4, 5]));
     } finally {
       await disposeAll(client, third, server, listener);
       await settle(backend);
@@ -591,7 +577,7 @@ export function directListenCases(
         ], dir);
         addr = first.addr;
         const conn = await client.dial(addr);
-        await echoOver(conn, new Uint8Array([1]));
+        await echoOnce(conn, new Uint8Array([1]));
         await conn[Symbol.asyncDispose]();
         strictEqual(await first.stop(), 0);
       }
@@ -779,7 +765,7 @@ export function directListenCases(
       release();
       const [conn, inbound] = await Promise.all([dialing, listener.accept()]);
       strictEqual(`${inbound.remotePeer}`, `${client.identity.peerId}`);
-      await echoOver(conn, new Uint8Array([9]));
+      await echoOnce(conn, new Uint8Array([9]));
       strictEqual(listener.handshakesInFlight, 3);
       strictEqual(spy.created.length, 4);
     } finally {
@@ -868,7 +854,7 @@ export function directListenCases(
       // Once they go, nothing is left of them and streams work again.
       for (const stream of raw.slice(0, 4)) stream.reset();
       ok(await eventually(() => inbound.streams.size === 0));
-      await echoOver(conn, new Uint8Array([2, 3]));
+      await echoOnce(conn, new Uint8Array([2, 3]));
       for (const outcome of outcomes.slice(0, 4)) {
         ok((await outcome) instanceof StreamResetError);
       }
